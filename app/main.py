@@ -1,0 +1,127 @@
+"""`create_app(settings)`: the FastAPI application; the lifespan opens the backends onto app.state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app import clock
+from app.backends import Backends
+from app.errors import install_error_handlers
+from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, TrailingSlashMiddleware
+from app.ratelimit import RateLimiter
+from app.routers import environments, health
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API_DESCRIPTION = (
+    "PostHog-compatible Insights and Elements API. Authenticate with a personal API key: "
+    "`Authorization: Bearer phx_…`."
+)
+
+
+async def _first_start(backends: Backends) -> None:
+    """On the very first start create a default organization, environment, user and key, print
+    them and keep them in `$APP_DATA_DIR/credentials.json` (mode 0600)."""
+    from app.services.bootstrap import bootstrap, has_any_organization
+
+    async with backends.sessionmaker() as session:
+        if await has_any_organization(session):
+            return
+        creds = await bootstrap(session)
+        await session.commit()
+    path = backends.settings.data_path / "credentials.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(creds.as_dict(), fh, indent=2)
+    os.chmod(path, 0o600)
+    print(
+        "\nTally first start: created a default organization, environment, user and API key\n"
+        f"  environment id:    {creds.environment_id}\n"
+        f"  project API key:   {creds.project_api_key}   (for SDKs / capture)\n"
+        f"  personal API key:  {creds.personal_api_key}   (Authorization: Bearer …)\n"
+        f"  user:              {creds.user_email}\n"
+        f"  saved to:          {path}\n",
+        flush=True,
+    )
+
+
+def create_app(settings: Settings, *, backends: Backends | None = None, first_start: bool = False) -> FastAPI:
+    """Build the app. With `backends` given (tests), the caller owns them; otherwise the lifespan
+    opens and closes them."""
+    if settings.frozen_now is not None:
+        clock.freeze(settings.frozen_now)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = backends is None
+        opened = backends or await Backends.open(settings)
+        worker_task = None
+        worker = None
+        try:
+            app.state.settings = settings
+            app.state.backends = opened
+            app.state.engine = opened.engine
+            app.state.sessionmaker = opened.sessionmaker
+            app.state.clickhouse = opened.clickhouse
+            app.state.redis = opened.redis
+            app.state.arq = opened.arq
+            app.state.rate_limiter = RateLimiter(settings, opened.redis_url)
+            if first_start:
+                await _first_start(opened)
+            if settings.run_inprocess_worker:
+                from app.jobs.worker import build_worker
+
+                worker = build_worker(opened)
+                worker_task = asyncio.create_task(worker.async_run(), name="arq-worker")
+            yield
+        finally:
+            if worker is not None:
+                await worker.close()
+            if worker_task is not None:
+                worker_task.cancel()
+                await asyncio.gather(worker_task, return_exceptions=True)
+            if owned:
+                await opened.close()
+
+    app = FastAPI(
+        title="Tally",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(environments.router)
+
+    # Outermost last: request context wraps everything, then size limits, then slash handling.
+    app.add_middleware(TrailingSlashMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["PersonalAPIKey"] = {
+            "type": "http", "scheme": "bearer", "description": "Personal API key (phx_…)",
+        }
+        for path, methods in schema.get("paths", {}).items():
+            if path.startswith("/api/"):
+                for operation in methods.values():
+                    operation["security"] = [{"PersonalAPIKey": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,142 @@
+"""Property filters of PostHog's query schema (names and enum values as PostHog's JSON schema)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+
+class PropertyOperator(str, Enum):
+    exact = "exact"
+    is_not = "is_not"
+    icontains = "icontains"
+    not_icontains = "not_icontains"
+    regex = "regex"
+    not_regex = "not_regex"
+    gt = "gt"
+    gte = "gte"
+    lt = "lt"
+    lte = "lte"
+    is_set = "is_set"
+    is_not_set = "is_not_set"
+    is_date_exact = "is_date_exact"
+    is_date_before = "is_date_before"
+    is_date_after = "is_date_after"
+    between = "between"
+    not_between = "not_between"
+    min = "min"
+    max = "max"
+    in_ = "in"
+    not_in = "not_in"
+    is_cleaned_path_exact = "is_cleaned_path_exact"
+    flag_evaluates_to = "flag_evaluates_to"
+    semver_eq = "semver_eq"
+    semver_neq = "semver_neq"
+    semver_gt = "semver_gt"
+    semver_gte = "semver_gte"
+    semver_lt = "semver_lt"
+    semver_lte = "semver_lte"
+    semver_tilde = "semver_tilde"
+    semver_caret = "semver_caret"
+    semver_wildcard = "semver_wildcard"
+    icontains_multi = "icontains_multi"
+    not_icontains_multi = "not_icontains_multi"
+
+
+PropertyValue = Union[str, int, float, bool, None, list[Union[str, int, float, bool]]]
+
+
+class _Filter(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    key: str
+    value: PropertyValue = None
+    operator: PropertyOperator | None = None
+    label: str | None = None
+
+
+class EventPropertyFilter(_Filter):
+    type: Literal["event"] = "event"
+
+
+class PersonPropertyFilter(_Filter):
+    type: Literal["person"]
+
+
+class ElementPropertyFilter(_Filter):
+    type: Literal["element"]
+    key: Literal["tag_name", "text", "href", "selector"]  # type: ignore[assignment]
+
+
+class SessionPropertyFilter(_Filter):
+    type: Literal["session"]
+
+
+class EventMetadataPropertyFilter(_Filter):
+    type: Literal["event_metadata"]
+
+
+class CohortPropertyFilter(_Filter):
+    type: Literal["cohort"]
+    key: Literal["id"] = "id"  # type: ignore[assignment]
+    value: int  # type: ignore[assignment]
+    operator: PropertyOperator | None = PropertyOperator.in_
+
+
+class GroupPropertyFilter(_Filter):
+    type: Literal["group"]
+    group_type_index: int | None = Field(default=None, ge=0, le=4)
+
+
+class HogQLPropertyFilter(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["hogql"]
+    key: str
+    value: Any = None
+
+
+class FeaturePropertyFilter(_Filter):
+    type: Literal["feature"]
+
+
+class DataWarehousePropertyFilter(_Filter):
+    type: Literal["data_warehouse", "data_warehouse_person_property"]
+
+
+_TAGS = {
+    "event": EventPropertyFilter,
+    "person": PersonPropertyFilter,
+    "element": ElementPropertyFilter,
+    "session": SessionPropertyFilter,
+    "event_metadata": EventMetadataPropertyFilter,
+    "cohort": CohortPropertyFilter,
+    "group": GroupPropertyFilter,
+    "hogql": HogQLPropertyFilter,
+    "feature": FeaturePropertyFilter,
+    "data_warehouse": DataWarehousePropertyFilter,
+    "data_warehouse_person_property": DataWarehousePropertyFilter,
+}
+
+
+def _filter_tag(value: Any) -> str | None:
+    """Filters without `type` are event filters, as in PostHog's legacy filters."""
+    kind = value.get("type", "event") if isinstance(value, dict) else getattr(value, "type", None)
+    if kind == "data_warehouse_person_property":
+        return "data_warehouse"
+    return kind if kind in _TAGS else None
+
+
+AnyPropertyFilter = Annotated[
+    Union[tuple(Annotated[cls, Tag(tag)] for tag, cls in _TAGS.items() if tag != "data_warehouse_person_property")],
+    Discriminator(_filter_tag, custom_error_type="invalid_property_filter",
+                  custom_error_message="Unknown property filter type"),
+]
+
+
+class PropertyFilterList(BaseModel):
+    """Helper to validate a plain list of filters (e.g. an environment's test_account_filters)."""
+
+    filters: list[AnyPropertyFilter]
