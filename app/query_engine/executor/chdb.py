@@ -61,6 +61,19 @@ def query_tag(query_id: str) -> str:
     return f"/* tally_query_id:{check_query_id(query_id)} */"
 
 
+def _tag_value(query_id: str) -> str:
+    return f"tally_query_id:{check_query_id(query_id)}"
+
+
+def _tag_params(query_id: str) -> dict[str, str]:
+    return {"tag": encode_param(query_tag(query_id)), "comment": encode_param(_tag_value(query_id))}
+
+
+# Finds our query by its leading comment (unparameterized text is shown verbatim) or by its
+# log_comment setting (parameterized text is reformatted without comments).
+_FIND_TAGGED = "(startsWith(query, {tag:String}) OR Settings['log_comment'] = {comment:String})"
+
+
 class _Slot:
     """A pooled connection; the holder lets us swap in a fresh connection after a bad error."""
 
@@ -168,7 +181,10 @@ class ChdbExecutor:
         settings: ExecuteSettings | None = None,
     ) -> QueryResult:
         qid = check_query_id(query_id) if query_id is not None else uuid.uuid4().hex
-        clause = render_settings_clause({**_OUTPUT_SETTINGS, **settings_dict(settings)})
+        # chDB rewrites the text of parameterized queries (dropping the leading comment) before it
+        # shows them in system.processes; the log_comment setting survives, so it carries the tag too.
+        # `qid` matched a strict pattern above, so it is safe inside the quoted setting.
+        clause = render_settings_clause({**_OUTPUT_SETTINGS, **settings_dict(settings), "log_comment": _tag_value(qid)})
         body = sql.strip()
         if body.endswith(";"):
             body = body[:-1]
@@ -201,7 +217,6 @@ class ChdbExecutor:
         await self._call(False, self._insert_sync, sql, rows)
 
     async def cancel(self, query_id: str) -> bool:
-        tag = query_tag(query_id)
         local = query_id in self._inflight
         if local:
             # Checked right before the query starts, for a cancel that beats it to the engine.
@@ -209,7 +224,7 @@ class ChdbExecutor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _CANCEL_WAIT_SECONDS
         while True:
-            killed = await self._call(True, self._kill_sync, tag)
+            killed = await self._call(True, self._kill_sync, query_id)
             # A query of ours that is not visible yet is about to start (waiting for a pooled
             # connection or a thread): look again briefly, the flag above covers the rest.
             if killed or not local or query_id not in self._inflight or loop.time() > deadline:
@@ -217,13 +232,12 @@ class ChdbExecutor:
             await asyncio.sleep(0.02)
 
     async def progress(self, query_id: str) -> QueryProgress | None:
-        tag = query_tag(query_id)
         result = await self._call(
             True,
             self._select_sync,
             "SELECT read_rows, read_bytes, elapsed, total_rows_approx FROM system.processes"
-            " WHERE startsWith(query, {tag:String}) LIMIT 1",
-            {"tag": encode_param(tag)},
+            " WHERE " + _FIND_TAGGED + " LIMIT 1",
+            _tag_params(query_id),
         )
         if not result.rows:
             return None
@@ -337,11 +351,9 @@ class ChdbExecutor:
             self._drain(slot)
             raise error_from_message(str(exc)) from None
 
-    def _kill_sync(self, slot: _Slot, tag: str) -> bool:
+    def _kill_sync(self, slot: _Slot, query_id: str) -> bool:
         found = self._select_sync(
-            slot,
-            "SELECT query_id FROM system.processes WHERE startsWith(query, {tag:String})",
-            {"tag": encode_param(tag)},
+            slot, "SELECT query_id FROM system.processes WHERE " + _FIND_TAGGED, _tag_params(query_id)
         )
         for (engine_query_id,) in found.rows:
             self._command_sync(

@@ -212,6 +212,19 @@ class TestCancel:
         # The connection that ran it is clean and back in the pool.
         assert (await ch_executor.execute("SELECT 42 AS x")).rows == [(42,)]
 
+    async def test_parameterized_query_is_found_cancelled_and_reports_progress(self, ch_executor):
+        # chDB shows parameterized queries reformatted, without our leading comment.
+        query = "SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) = {p0:UInt64}"
+        task = asyncio.create_task(ch_executor.execute(query, {"p0": 1}, query_id="test-cancel-param"))
+        await _wait_running(ch_executor, "test-cancel-param")
+        progress = await ch_executor.progress("test-cancel-param")
+        assert progress is not None
+        started = time.monotonic()
+        assert await ch_executor.cancel("test-cancel-param") is True
+        with pytest.raises(ClickHouseCancelled):
+            await asyncio.wait_for(task, timeout=5)
+        assert time.monotonic() - started < 1.0
+
     async def test_cancel_while_waiting_for_a_connection(self, ch_executor):
         if not isinstance(ch_executor, ChdbExecutor):
             print("the HTTP executor does not queue queries; nothing to check")
