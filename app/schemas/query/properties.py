@@ -140,3 +140,51 @@ class PropertyFilterList(BaseModel):
     """Helper to validate a plain list of filters (e.g. an environment's test_account_filters)."""
 
     filters: list[AnyPropertyFilter]
+
+
+# --- groups of filters (AND/OR, nested to any depth) -------------------------------------------
+
+
+class FilterLogicalOperator(str, Enum):
+    AND = "AND"
+    OR = "OR"
+
+
+def _item_tag(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if isinstance(kind, Enum):
+        kind = kind.value
+    return "group" if kind in ("AND", "OR") else "filter"
+
+
+class PropertyGroupFilterValue(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: FilterLogicalOperator
+    values: list["PropertyItem"] = Field(default_factory=list)
+
+
+PropertyItem = Annotated[
+    Union[Annotated[AnyPropertyFilter, Tag("filter")], Annotated[PropertyGroupFilterValue, Tag("group")]],
+    Discriminator(_item_tag),
+]
+
+
+class PropertyGroupFilter(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: FilterLogicalOperator
+    values: list[PropertyGroupFilterValue] = Field(default_factory=list)
+
+
+def _properties_tag(value: Any) -> str:
+    return "list" if isinstance(value, list) else "group"
+
+
+# A query's global `properties`: a plain list (AND) or a group.
+AnyProperties = Annotated[
+    Union[Annotated[list[PropertyItem], Tag("list")], Annotated[PropertyGroupFilter, Tag("group")]],
+    Discriminator(_properties_tag),
+]
+
+PropertyGroupFilterValue.model_rebuild()

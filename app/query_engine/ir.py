@@ -1,0 +1,199 @@
+"""The query IR: small frozen dataclasses that `lower` builds and `printer` renders.
+
+Nothing here holds SQL text. Values are `Param`s (server-side parameters); `Const` is only for
+numbers the engine itself chose or Pydantic validated as bounded (LIMIT, quantile levels, window
+lengths). Names (`Column`, `Table`, aliases) come from the catalog or from engine constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Union
+
+
+class Op(Enum):
+    EQ = "="
+    NE = "!="
+    LT = "<"
+    LTE = "<="
+    GT = ">"
+    GTE = ">="
+    ADD = "+"
+    SUB = "-"
+    MUL = "*"
+    DIV = "/"
+
+
+class Direction(Enum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+class JoinKind(Enum):
+    LEFT = "LEFT JOIN"
+    INNER = "INNER JOIN"
+
+
+@dataclass(frozen=True)
+class Param:
+    value: Any
+    ch_type: str  # a ClickHouse type chosen by the engine, e.g. "String", "Array(String)"
+
+
+@dataclass(frozen=True)
+class Const:
+    value: int | float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
+            raise TypeError("Const holds engine-chosen numbers only")
+
+
+@dataclass(frozen=True)
+class Null:
+    """The NULL literal (typed by ClickHouse from its context, unlike a NULL parameter)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    table: str | None = None  # a table alias
+
+
+@dataclass(frozen=True)
+class Call:
+    fn: str  # a name of printer.FUNCTIONS
+    args: tuple["Expr", ...] = ()
+    params: tuple[Const, ...] = ()  # parametric aggregate arguments: quantile(0.9)(x)
+    distinct: bool = False
+
+
+@dataclass(frozen=True)
+class Lambda:
+    args: tuple[str, ...]
+    body: "Expr"
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: Op
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple["Expr", ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple["Expr", ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    expr: "Expr"
+
+
+@dataclass(frozen=True)
+class IsNull:
+    expr: "Expr"
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class ArrayExpr:
+    items: tuple["Expr", ...]
+
+
+@dataclass(frozen=True)
+class Alias:
+    expr: "Expr"
+    name: str
+
+
+@dataclass(frozen=True)
+class OrderBy:
+    expr: "Expr"
+    direction: Direction = Direction.ASC
+
+
+@dataclass(frozen=True)
+class Window:
+    call: Call
+    partition_by: tuple["Expr", ...] = ()
+    order_by: tuple[OrderBy, ...] = ()
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # a catalog table
+
+
+@dataclass(frozen=True)
+class Sample:
+    numerator: int
+    denominator: int
+
+
+@dataclass(frozen=True)
+class Join:
+    kind: JoinKind
+    source: Union[Table, "Select"]
+    alias: str
+    on: "Expr"
+
+
+@dataclass(frozen=True)
+class Select:
+    columns: tuple["Expr", ...]
+    from_: Union[Table, "Select"] | None = None
+    from_alias: str | None = None
+    sample: Sample | None = None
+    joins: tuple[Join, ...] = ()
+    where: "Expr | None" = None
+    group_by: tuple["Expr", ...] = ()
+    having: "Expr | None" = None
+    order_by: tuple[OrderBy, ...] = ()
+    limit: int | None = None
+    distinct: bool = False
+    settings: tuple[tuple[str, int], ...] = field(default=())
+
+
+Expr = Union[Param, Const, Null, Column, Call, Lambda, BinOp, And, Or, Not, IsNull, ArrayExpr, Alias, Window, Select]
+
+TRUE = Const(1)
+
+
+def and_(*items: Expr | None) -> Expr:
+    """AND of the non-empty items (TRUE when none), flattening nested ANDs."""
+    flat: list[Expr] = []
+    for item in items:
+        if item is None or item == TRUE:
+            continue
+        flat.extend(item.items if isinstance(item, And) else (item,))
+    if not flat:
+        return TRUE
+    return flat[0] if len(flat) == 1 else And(tuple(flat))
+
+
+def or_(*items: Expr) -> Expr:
+    if not items:
+        return Const(0)
+    if any(item == TRUE for item in items):
+        return TRUE
+    return items[0] if len(items) == 1 else Or(tuple(items))
+
+
+def call(fn: str, *args: Expr, params: tuple[Const, ...] = (), distinct: bool = False) -> Call:
+    return Call(fn, tuple(args), params, distinct)
+
+
+def eq(left: Expr, right: Expr) -> BinOp:
+    return BinOp(Op.EQ, left, right)
+
+
+def string(value: str) -> Param:
+    return Param(value, "String")

@@ -1,0 +1,308 @@
+"""Property filters (spec/QUERY_ENGINE.md §5) → IR boolean expressions with the NULL rules of §5.4.
+
+Every key and value becomes a parameter. The value of a property is read as a nullable String
+(missing or JSON null → NULL, strings without their quotes, numbers/booleans as their JSON text),
+then typed from the environment's property definitions (Numeric, Boolean, DateTime).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from app.errors import QueryError
+from app.models.definitions import EVENT_PROPERTY, GROUP_PROPERTY, PERSON_PROPERTY
+from app.query_engine import ir
+from app.query_engine.catalog import EVENT_METADATA_COLUMNS
+from app.query_engine.dates import parse_date
+from app.query_engine.scope import Scope
+from app.schemas.query.properties import PropertyGroupFilter, PropertyGroupFilterValue, PropertyOperator as Op
+
+NEGATIVE = {Op.is_not, Op.not_icontains, Op.not_regex, Op.not_in, Op.not_icontains_multi}
+_UNSUPPORTED_TYPES = {"hogql", "cohort", "data_warehouse", "data_warehouse_person_property"}
+# Session properties we can compute from events: key → (column of the session join, type).
+SESSION_FIELDS = {
+    "$session_duration": ("duration", "Numeric"),
+    "$pageview_count": ("pageview_count", "Numeric"),
+    "$start_timestamp": ("start_timestamp", "DateTime"),
+    "$end_timestamp": ("end_timestamp", "DateTime"),
+    "$entry_current_url": ("entry_url", None),
+    "$exit_current_url": ("exit_url", None),
+    "$end_current_url": ("exit_url", None),
+}
+
+
+def string_from_raw(raw: ir.Expr) -> ir.Expr:
+    """PostHog's string read of a raw JSON value: NULL when missing or null, raw text otherwise.
+
+    Same result as PostHog's `replaceRegexpAll(nullIf(nullIf(raw, ''), 'null'), '^"|"$', '')` for
+    valid JSON (only strings start or end with a quote) without the regex."""
+    return ir.call(
+        "if", ir.call("startsWith", raw, ir.string('"')),
+        ir.call("substring", raw, ir.Const(2), ir.BinOp(ir.Op.SUB, ir.call("length", raw), ir.Const(2))),
+        ir.call("nullIf", ir.call("nullIf", raw, ir.string("")), ir.string("null")),
+    )
+
+
+def json_string(source: ir.Expr, key: str) -> ir.Expr:
+    return string_from_raw(ir.call("JSONExtractRaw", source, ir.string(key)))
+
+
+def typed(scope: Scope, value: ir.Expr, kind: str | None) -> ir.Expr:
+    if kind in ("SessionNumeric", "SessionDateTime"):
+        return value
+    if kind in ("Numeric", "Duration"):
+        return ir.call("accurateCastOrNull", value, ir.string("Float64"))
+    if kind == "DateTime":
+        return ir.call("parseDateTime64BestEffortOrNull", value, ir.Const(6), scope.tz_param())
+    return value
+
+
+def base_kind(kind: str | None) -> str | None:
+    return kind.removeprefix("Session") if kind else None
+
+
+def json_raw(scope: Scope, ptype: str, key: Any, group_type_index: int | None = None
+             ) -> tuple[ir.Expr, str | None] | None:
+    """(raw JSON text, declared type) of an event/person/group property; None for other sources."""
+    key = str(key)
+    if ptype in ("event", "feature"):
+        source, index, kind = scope.col("properties"), (EVENT_PROPERTY, -1, key), None
+    elif ptype == "person":
+        source, index = scope.person_properties(), (PERSON_PROPERTY, -1, key)
+    elif ptype == "group" and group_type_index is not None:
+        source, index = scope.group_properties(group_type_index), (GROUP_PROPERTY, group_type_index, key)
+    else:
+        return None
+    kind = scope.property_types.get(index)
+    return ir.call("JSONExtractRaw", source, ir.string(key)), kind
+
+
+def property_value(scope: Scope, ptype: str, key: Any, group_type_index: int | None = None,
+                   path: str | None = None) -> tuple[ir.Expr, str | None]:
+    """(nullable expression, declared property type) of one property of the event/person/group/session."""
+    raw = json_raw(scope, ptype, key, group_type_index)
+    if raw is not None:
+        return string_from_raw(raw[0]), raw[1]
+    key = str(key)
+    if ptype == "session":
+        if key not in SESSION_FIELDS:
+            raise QueryError(f"Session property {key!r} is not supported; use one of "
+                             f"{', '.join(sorted(SESSION_FIELDS))}.", attr=path)
+        column, kind = SESSION_FIELDS[key]
+        field_expr = scope.session_field(column)
+        if kind == "Numeric":
+            return ir.call("toFloat64", field_expr), "Session" + kind
+        if kind == "DateTime":
+            return field_expr, "SessionDateTime"
+        return ir.call("nullIf", field_expr, ir.string("")), None
+    raise AssertionError(ptype)
+
+
+def metadata_column(scope: Scope, key: str, path: str) -> ir.Expr:
+    if key not in EVENT_METADATA_COLUMNS:
+        raise QueryError(f"{path}: unknown event field {key!r}.", attr=path)
+    if key == "person_id":
+        return ir.call("toString", scope.person_id())
+    return ir.call("toString", scope.col(key))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _number(value: Any, path: str) -> float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise QueryError(f"{path}: {value!r} is not a number.", attr=path) from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise QueryError(f"{path}: {value!r} is not a finite number.", attr=path)
+    return number
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def compare(scope: Scope, v: ir.Expr, kind: str | None, op: Op, x: Any, path: str) -> ir.Expr:
+    """One operator on the nullable value `v` against the filter value `x` (§5.5)."""
+    if op in (Op.is_set, Op.is_not_set):
+        return ir.IsNull(v, negated=op == Op.is_set)
+    if op == Op.flag_evaluates_to:
+        return ir.TRUE
+    if op.value.startswith("semver"):
+        raise QueryError(f"{path}: the {op.value} operator is not supported.", attr=path)
+    if op in (Op.in_, Op.not_in, Op.icontains_multi, Op.not_icontains_multi):
+        if not isinstance(x, list):
+            raise QueryError(f"{path}: the {op.value} operator needs a list value.", attr=path)
+        items = ir.Param([_text(i) for i in x], "Array(String)")
+        if op in (Op.icontains_multi, Op.not_icontains_multi):
+            hit = ir.call("ifNull", ir.call("multiSearchAnyCaseInsensitive", ir.call("toString", v), items), ir.Const(0))
+        else:
+            hit = ir.call("has", items, ir.call("toString", v) if kind else v)
+        return ir.Not(hit) if op in NEGATIVE else hit
+    if op in (Op.between, Op.not_between):
+        if not isinstance(x, list) or len(x) != 2:
+            raise QueryError(f"{path}: {op.value} needs a list of two numbers.", attr=path)
+        lo, hi = _number(x[0], path), _number(x[1], path)
+        if lo > hi:
+            raise QueryError(f"{path}: the lower bound is greater than the upper bound.", attr=path)
+        num = v if kind in ("Numeric", "Duration") else ir.call("toFloat64OrNull", v)
+        lo_p, hi_p = ir.Param(lo, "Float64"), ir.Param(hi, "Float64")
+        if op == Op.between:
+            cond: ir.Expr = ir.And((ir.BinOp(ir.Op.GTE, num, lo_p), ir.BinOp(ir.Op.LTE, num, hi_p)))
+        else:
+            cond = ir.Or((ir.BinOp(ir.Op.LT, num, lo_p), ir.BinOp(ir.Op.GT, num, hi_p)))
+        return ir.call("ifNull", cond, ir.Const(0))
+    if isinstance(x, list):
+        if not x:
+            return ir.TRUE
+        if len(x) == 1:
+            return compare(scope, v, kind, op, x[0], path)
+        if op == Op.exact and kind not in ("Numeric", "Duration", "DateTime"):
+            return ir.call("has", ir.Param([_text(i) for i in x], "Array(String)"), v)
+        if op == Op.is_not and kind not in ("Numeric", "Duration", "DateTime"):
+            return ir.Not(ir.call("has", ir.Param([_text(i) for i in x], "Array(String)"), v))
+        parts = tuple(compare(scope, v, kind, op, i, path) for i in x)
+        return ir.And(parts) if op in NEGATIVE else ir.Or(parts)
+    if x is None:
+        raise QueryError(f"{path}: the {op.value} operator needs a value.", attr=path)
+    positive, null_result = _scalar(scope, v, kind, op, x, path)
+    return ir.call("ifNull", positive, ir.Const(null_result))
+
+
+def _scalar(scope: Scope, v: ir.Expr, kind: str | None, op: Op, x: Any, path: str) -> tuple[ir.Expr, int]:
+    """(condition, its value when v is NULL)."""
+    numeric = kind in ("Numeric", "Duration")
+    if op in (Op.exact, Op.is_not, Op.is_cleaned_path_exact):
+        right = ir.Param(_number(x, path), "Float64") if numeric else ir.string(_text(x))
+        if kind == "DateTime":
+            right = ir.Param(parse_date(_text(x), scope.tz, scope.now, path=path).value, "DateTime64(6, 'UTC')")
+        if op == Op.is_not:
+            return ir.BinOp(ir.Op.NE, v, right), 1
+        return ir.eq(v, right), 0
+    if op in (Op.icontains, Op.not_icontains):
+        like = ir.call("ilike", ir.call("toString", v), ir.string(f"%{_text(x)}%"))
+        return (ir.Not(like), 1) if op == Op.not_icontains else (like, 0)
+    if op in (Op.regex, Op.not_regex):
+        hit = ir.call("match", ir.call("toString", v), ir.string(_text(x)))
+        return (ir.Not(hit), 1) if op == Op.not_regex else (hit, 0)
+    if op in (Op.gt, Op.gte, Op.lt, Op.lte, Op.min, Op.max):
+        sym = {Op.gt: ir.Op.GT, Op.gte: ir.Op.GTE, Op.min: ir.Op.GTE, Op.lt: ir.Op.LT, Op.lte: ir.Op.LTE,
+               Op.max: ir.Op.LTE}[op]
+        if kind == "DateTime":
+            right = ir.Param(parse_date(_text(x), scope.tz, scope.now, path=path).value, "DateTime64(6, 'UTC')")
+            return ir.BinOp(sym, v, right), 0
+        if numeric:
+            return ir.BinOp(sym, v, ir.Param(_number(x, path), "Float64")), 0
+        if _is_number(x):  # untyped property against a number: compare as numbers (documented choice)
+            return ir.BinOp(sym, ir.call("toFloat64OrNull", v), ir.Param(float(x), "Float64")), 0
+        return ir.BinOp(sym, v, ir.string(_text(x))), 0
+    if op in (Op.is_date_exact, Op.is_date_before, Op.is_date_after):
+        left = v if kind == "DateTime" else ir.call("parseDateTime64BestEffortOrNull", v, ir.Const(6), scope.tz_param())
+        right = ir.Param(parse_date(_text(x), scope.tz, scope.now, path=path).value, "DateTime64(6, 'UTC')")
+        sym = {Op.is_date_exact: ir.Op.EQ, Op.is_date_before: ir.Op.LT, Op.is_date_after: ir.Op.GT}[op]
+        return ir.BinOp(sym, left, right), 0
+    raise QueryError(f"{path}: unsupported operator {op.value}.", attr=path)
+
+
+# --- elements (§5.7) -----------------------------------------------------------------------------
+
+_SELECTOR_PART_RE = re.compile(
+    r"^(?P<tag>[A-Za-z][A-Za-z0-9_-]*)?(?P<rest>(?:[#.][A-Za-z0-9_-]+|\[[^\]]+\])*)$"
+)
+_ELEMENT_TAIL = r'([-_a-zA-Z0-9\.:"= ]*?)?($|;|:([^;^\s]*(;|$|\s)))'
+
+
+def selector_regex(selector: str, path: str) -> str:
+    """A CSS selector → the regex over elements_chain of §11.4 (innermost element first)."""
+    parts = [p for p in re.split(r"\s*>\s*|\s+", selector.strip()) if p]
+    if not parts:
+        raise QueryError(f"{path}: empty selector.", attr=path)
+    pieces = []
+    for part in reversed(parts):
+        m = _SELECTOR_PART_RE.match(part)
+        if not m:
+            raise QueryError(f"{path}: unsupported selector {selector!r}.", attr=path)
+        classes, attrs = [], []
+        for token in re.findall(r"[#.][A-Za-z0-9_-]+|\[[^\]]+\]", m.group("rest")):
+            if token[0] == ".":
+                classes.append(token[1:])
+            elif token[0] == "#":
+                attrs.append(("attr_id", token[1:]))
+            else:
+                key, _, val = token[1:-1].partition("=")
+                attrs.append((key.strip(), val.strip().strip("'\"")))
+        regex = re.escape(m.group("tag")) if m.group("tag") else ""
+        regex += "".join(rf".*?\.{re.escape(c)}" for c in sorted(classes))
+        regex += "".join(f'.*?{re.escape(k)}="{re.escape(v)}".*?' for k, v in sorted(attrs))
+        pieces.append(regex + _ELEMENT_TAIL)
+    return "(^|;)" + ".*".join(pieces)
+
+
+def _element(scope: Scope, key: str, op: Op, value: Any, path: str) -> ir.Expr:
+    values = value if isinstance(value, list) else [value]
+    chain = scope.col("elements_chain")
+    if key in ("tag_name", "selector"):
+        if op not in (Op.exact, Op.is_not):
+            raise QueryError(f"{path}: element {key} filters support only exact and is_not.", attr=path)
+        regexes = [
+            rf"(^|;){re.escape(_text(v))}(\.|$|;|:)" if key == "tag_name" else selector_regex(_text(v), path)
+            for v in values
+        ]
+        hit = ir.or_(*(ir.call("match", chain, ir.string(r)) for r in regexes))
+        return ir.Not(hit) if op == Op.is_not else hit
+    if key == "href":
+        return compare(scope, ir.call("nullIf", scope.col("elements_chain_href"), ir.string("")), None, op, value, path)
+    if key == "text":
+        positive_op = {Op.is_not: Op.exact, Op.not_icontains: Op.icontains, Op.not_regex: Op.regex}.get(op, op)
+        body = compare(scope, ir.Column("x"), None, positive_op, value, path)
+        hit = ir.call("arrayExists", ir.Lambda(("x",), body), scope.col("elements_chain_texts"))
+        return ir.Not(hit) if positive_op != op else hit
+    raise QueryError(f"{path}: unknown element filter key {key!r}.", attr=path)
+
+
+# --- filters and groups --------------------------------------------------------------------------
+
+
+def filter_expr(scope: Scope, item: Any, path: str) -> ir.Expr:
+    """One filter or AND/OR group (§5.1, §5.2) as a boolean expression."""
+    if isinstance(item, (PropertyGroupFilter, PropertyGroupFilterValue)):
+        parts = [filter_expr(scope, v, f"{path}.values[{i}]") for i, v in enumerate(item.values)]
+        parts = [p for p in parts if p != ir.TRUE] if item.type.value == "AND" else parts
+        if not parts:
+            return ir.TRUE
+        return ir.and_(*parts) if item.type.value == "AND" else ir.or_(*parts)
+    ftype = getattr(item, "type", "event")
+    if ftype in _UNSUPPORTED_TYPES:
+        raise QueryError(f"{path}: {ftype} property filters are not supported yet.", attr=f"{path}.type")
+    op = item.operator or Op.exact
+    value = getattr(item, "value", None)
+    key = item.key
+    if ftype == "element":
+        return _element(scope, key, op, value, path)
+    if ftype == "event_metadata":
+        return compare(scope, metadata_column(scope, str(key), f"{path}.key"), None, op, value, path)
+    if ftype == "event" and key == "$elements_chain":
+        return compare(scope, scope.col("elements_chain"), None, op, value, path)
+    if ftype == "group":
+        if item.group_type_index is None:
+            return ir.TRUE  # spec §5.6: ignored without an index
+        v, kind = property_value(scope, "group", key, item.group_type_index)
+    else:
+        v, kind = property_value(scope, ftype, key, path=f"{path}.key")
+    return compare(scope, typed(scope, v, kind), base_kind(kind), op, value, path)
+
+
+def filters_expr(scope: Scope, items: Any, path: str) -> ir.Expr:
+    """A plain list (AND) or a group; None and empty lists are true."""
+    if items is None:
+        return ir.TRUE
+    if isinstance(items, PropertyGroupFilter):
+        return filter_expr(scope, items, path)
+    return ir.and_(*(filter_expr(scope, item, f"{path}[{i}]") for i, item in enumerate(items)))
