@@ -1,4 +1,4 @@
-"""Command line: `python -m app {serve,worker,migrate,bootstrap}`."""
+"""Command line: `python -m app {serve,worker,migrate,bootstrap,demo-data}`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from app.settings import Settings, describe_settings_error
 
@@ -97,14 +99,13 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     print("migrations applied (PostgreSQL and ClickHouse)")
 
 
-def cmd_bootstrap(args: argparse.Namespace) -> None:
-    """Only PostgreSQL is touched, so this works while `serve` owns chDB and Redis."""
+@contextmanager
+def _metadata_database(settings: Settings) -> Iterator[str]:
+    """The migrated metadata database's URL: `APP_DATABASE_URL`, or the embedded PostgreSQL
+    (adopted when `serve` runs on the same data dir, and stopped afterwards only if we started it)."""
     from app import migrate
-    from app.db import create_engine, create_sessionmaker
     from app.embedded import EmbeddedPostgres, EmbeddedStartError, ensure_data_dir
-    from app.services.bootstrap import bootstrap
 
-    settings = _settings()
     embedded: EmbeddedPostgres | None = None
     try:
         url = settings.database_url
@@ -113,31 +114,88 @@ def cmd_bootstrap(args: argparse.Namespace) -> None:
             embedded = EmbeddedPostgres(settings.data_path)
             url = embedded.start()
         migrate.upgrade_sync(url)
-
-        async def run() -> dict[str, object]:
-            engine = create_engine(url, pool_size=1)
-            try:
-                async with create_sessionmaker(engine)() as session:
-                    creds = await bootstrap(
-                        session, organization_name=args.organization, environment_name=args.environment,
-                        email=args.email, scopes=args.scopes,
-                    )
-                    await session.commit()
-                return creds.as_dict()
-            finally:
-                await engine.dispose()
-
-        result = asyncio.run(run())
+        yield url
     except EmbeddedStartError as exc:
         _fail(str(exc))
     finally:
         if embedded is not None:
             embedded.stop()  # stops the server only if no other process (serve) holds it
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> None:
+    """Only PostgreSQL is touched, so this works while `serve` owns chDB and Redis."""
+    from app.db import create_engine, create_sessionmaker
+    from app.services.bootstrap import bootstrap
+
+    settings = _settings()
+
+    async def run(url: str) -> dict[str, object]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                creds = await bootstrap(
+                    session, organization_name=args.organization, environment_name=args.environment,
+                    email=args.email, scopes=args.scopes,
+                )
+                await session.commit()
+            return creds.as_dict()
+        finally:
+            await engine.dispose()
+
+    with _metadata_database(settings) as url:
+        result = asyncio.run(run(url))
     if args.json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
             print(f"{key}: {value}")
+
+
+def cmd_demo_data(args: argparse.Namespace) -> None:
+    """Writes straight through the executor. With embedded chDB the data dir belongs to one
+    process: while `serve` runs on it, chDB refuses to open and we say so."""
+    from app.clickhouse.migrations import migrate_clickhouse
+    from app.db import create_engine, create_sessionmaker
+    from app.demo import generate_demo_data
+    from app.query_engine.executor import create_executor
+
+    settings = _settings()
+
+    async def run(url: str) -> int:
+        executor = create_executor(settings)
+        engine = create_engine(url, pool_size=2)
+        try:
+            try:
+                await migrate_clickhouse(executor, database=settings.clickhouse_database,
+                                         cluster=settings.clickhouse_cluster)
+            except Exception as exc:
+                if settings.embedded_clickhouse:
+                    _fail(
+                        f"cannot open the embedded ClickHouse under {settings.data_path}: is `serve` running on this"
+                        " data dir? chDB's data dir belongs to one process; stop the server and run demo-data again"
+                        f" (or point APP_CLICKHOUSE_URL at a ClickHouse server). Cause: {str(exc)[:200]}"
+                    )
+                raise
+            sessionmaker = create_sessionmaker(engine)
+            env_id = args.environment
+            if env_id is None:
+                from sqlalchemy import func, select
+
+                from app.models import Environment
+
+                async with sessionmaker() as session:
+                    env_id = await session.scalar(select(func.min(Environment.id)))
+                if env_id is None:
+                    _fail("no environment exists yet: run `python -m app bootstrap` (or `serve` once) first")
+            return await generate_demo_data(executor, sessionmaker, environment_id=env_id, events=args.events,
+                                            days=args.days, seed=args.seed, progress=True)
+        finally:
+            await executor.close()
+            await engine.dispose()
+
+    with _metadata_database(settings) as url:
+        written = asyncio.run(run(url))
+    print(f"wrote {written:,} demo events")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--environment", default="Default environment", help="environment name")
     boot.add_argument("--scopes", nargs="*", default=["*"], help="key scopes (default: *)")
     boot.set_defaults(func=cmd_bootstrap)
+    demo = sub.add_parser("demo-data", help="generate realistic demo events (stop `serve` first with embedded chDB)")
+    demo.add_argument("--events", type=int, default=100_000, help="number of events (default 100000)")
+    demo.add_argument("--environment", type=int, default=None, help="environment id (default: the first one)")
+    demo.add_argument("--days", type=int, default=30, help="spread over the last D days (default 30)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed; same seed, same data (default 1)")
+    demo.set_defaults(func=cmd_demo_data)
     return parser
 
 

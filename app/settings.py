@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     rate_limit_element_per_minute: int = Field(default=480, ge=1)
     rate_limit_element_per_hour: int = Field(default=4800, ge=1)
 
+    # Demo events generated for the default environment on the very first start of `serve`
+    # (0 disables; tests use 0).
+    demo_events: int = Field(default=100_000, ge=0)
+
     # Run the arq worker inside the API process (default when ClickHouse is embedded, since
     # chDB's data dir belongs to one process).
     inprocess_worker: bool | None = None

@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
-    env.update({"APP_DATA_DIR": str(data_dir), "APP_LOG_JSON": "true", **extra})
+    env.update({"APP_DATA_DIR": str(data_dir), "APP_LOG_JSON": "true", "APP_DEMO_EVENTS": "0", **extra})
     return env
 
 

@@ -1,0 +1,121 @@
+"""Write-time deduplication on (team_id, uuid) (INGESTION.md §8).
+
+Three tiers, cheapest first:
+1. an in-process set of recently written uuids (exact for this process);
+2. Redis claims shared by every API process: one Lua call per batch sets `p` (pending, short
+   TTL) on unseen keys and reports existing ones; a committed batch turns its claims into `d`
+   (done, DONE_TTL) and a failed batch deletes them, so a retry of a failed write is never
+   mistaken for a duplicate. A claim left `p` by a crashed process expires in PENDING_TTL;
+3. the ClickHouse events table, asked only about uuids another request holds as pending, or about
+   everything when Redis is unavailable. (Asking ClickHouse for every batch costs a read of the
+   team's whole day of uuids, which grows with volume; see benchmarks/RESULTS.md.)
+
+A copy resent more than DONE_TTL after the original is not caught by tier 2; the events table is a
+ReplacingMergeTree keyed on the uuid's hash, so same-timestamp copies still collapse on merge.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid as uuidlib
+from typing import Iterable
+
+import orjson
+
+from app.query_engine.executor.base import ClickHouseExecutor
+
+log = logging.getLogger("app.ingestion")
+
+DONE_TTL = 48 * 3600
+PENDING_TTL = 120
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+
+_CLAIM = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, 'p', 'NX', 'EX', ARGV[1]) then
+    out[i] = 0
+  else
+    local v = redis.call('GET', key)
+    if v == 'd' then out[i] = 2 else out[i] = 1 end
+  end
+end
+return out
+"""
+_MARK = """
+for i, key in ipairs(KEYS) do redis.call('SET', key, 'd', 'EX', ARGV[1]) end
+return #KEYS
+"""
+
+# A copy may land on another day after skew correction: look one day either side. The keys
+# travel as one JSON string (cheap to encode); the IN-set matches the sort key's columns.
+_LOOKUP_SQL = """
+SELECT DISTINCT toString(uuid) FROM events
+WHERE team_id = {team:Int64}
+  AND (toDate(timestamp), event, cityHash64(distinct_id), cityHash64(uuid)) IN (
+      SELECT addDays(toDate('1970-01-01'), k.1 + d), k.2, cityHash64(k.3), cityHash64(toUUID(k.4))
+      FROM (SELECT arrayJoin(JSONExtract({keys:String}, 'Array(Tuple(Int32, String, String, String))')) AS k)
+      ARRAY JOIN [-1, 0, 1] AS d)
+"""
+
+Key = tuple[int, uuidlib.UUID]
+
+
+def redis_key(team_id: int, event_uuid: uuidlib.UUID) -> bytes:
+    return b"tally:dedup:" + team_id.to_bytes(8, "big", signed=True) + event_uuid.bytes
+
+
+class Deduplicator:
+    def __init__(self, clickhouse: ClickHouseExecutor, redis: object | None) -> None:
+        self.clickhouse = clickhouse
+        self.redis = redis
+        self._claim = redis.register_script(_CLAIM) if redis is not None else None  # type: ignore[attr-defined]
+        self._mark = redis.register_script(_MARK) if redis is not None else None  # type: ignore[attr-defined]
+
+    async def claim(self, candidates: list[tuple[Key, str, str, object]]) -> tuple[set[Key], list[Key]]:
+        """candidates: (key, event, distinct_id, timestamp). Returns (duplicates, claimed)."""
+        if not candidates:
+            return set(), []
+        if self._claim is None:
+            return await self._lookup(candidates), []
+        try:
+            states = await self._claim(keys=[redis_key(*c[0]) for c in candidates], args=[PENDING_TTL])
+        except Exception as exc:  # Redis down: ClickHouse answers alone (slower, still correct)
+            log.warning("dedup claims unavailable, asking ClickHouse: %s", exc)
+            return await self._lookup(candidates), []
+        duplicates: set[Key] = set()
+        claimed: list[Key] = []
+        contested = []
+        for candidate, state in zip(candidates, states):
+            if state == 0:
+                claimed.append(candidate[0])
+            elif state == 2:
+                duplicates.add(candidate[0])
+            else:
+                contested.append(candidate)
+        if contested:
+            duplicates |= await self._lookup(contested)
+        return duplicates, claimed
+
+    async def settle(self, keys: list[Key], *, written: bool) -> None:
+        if self.redis is None or not keys:
+            return
+        encoded = [redis_key(*k) for k in keys]
+        try:
+            if written:
+                await self._mark(keys=encoded, args=[DONE_TTL])  # type: ignore[misc]
+            else:
+                await self.redis.delete(*encoded)  # type: ignore[attr-defined]
+        except Exception as exc:  # pending claims expire by themselves
+            log.warning("could not settle dedup claims: %s", exc)
+
+    async def _lookup(self, candidates: Iterable[tuple[Key, str, str, object]]) -> set[Key]:
+        by_team: dict[int, list] = {}
+        for (team_id, event_uuid), event, distinct_id, ts in candidates:
+            by_team.setdefault(team_id, []).append(
+                (ts.toordinal() - _EPOCH_ORDINAL, event, distinct_id, str(event_uuid)))  # type: ignore[attr-defined]
+        found: set[Key] = set()
+        for team_id, keys in by_team.items():
+            result = await self.clickhouse.execute(_LOOKUP_SQL, {"team": team_id, "keys": orjson.dumps(keys).decode()})
+            found.update((team_id, uuidlib.UUID(row[0])) for row in result.rows)
+        return found

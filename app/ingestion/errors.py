@@ -1,0 +1,30 @@
+"""Capture errors, rendered in the spec's envelope (INGESTION.md §6) by the app's one handler."""
+
+from __future__ import annotations
+
+from app.errors import AppError
+
+
+class CaptureInvalid(AppError):
+    status_code = 400
+    type = "validation_error"
+    code = "invalid_payload"
+
+
+class CaptureTooLarge(AppError):
+    status_code = 413
+    type = "validation_error"
+    code = "payload_too_large"
+
+
+class CaptureUnauthorized(AppError):
+    status_code = 401
+    type = "authentication_error"
+    code = "invalid_token"
+
+
+class CaptureUnavailable(AppError):
+    status_code = 503
+    type = "server_error"
+    code = "storage_unavailable"
+    default_detail = "Event storage is temporarily unavailable, retry later."

@@ -1,0 +1,38 @@
+"""The one place an `events` row is built (capture and demo data share it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from app.ingestion.events import Event
+from app.ingestion.persons import EventPerson
+
+EVENT_COLUMNS = (
+    "uuid", "event", "properties", "timestamp", "team_id", "distinct_id", "elements_chain", "created_at",
+    "person_id", "person_created_at", "person_properties",
+    "group0_properties", "group1_properties", "group2_properties", "group3_properties", "group4_properties",
+    "group0_created_at", "group1_created_at", "group2_created_at", "group3_created_at", "group4_created_at",
+    "person_mode", "historical_migration",
+)
+_NO_GROUP = "1970-01-01 00:00:00"
+
+
+def properties_json(properties: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(properties).decode()
+    except TypeError:  # integers beyond 64 bits (parsed by the stdlib fallback)
+        import json
+
+        return json.dumps(properties, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def event_row(team_id: int, ev: Event, person: EventPerson, now: datetime, historical: bool) -> tuple[Any, ...]:
+    return (
+        ev.uuid, ev.event, properties_json(ev.properties), ev.timestamp, team_id, ev.distinct_id,
+        ev.elements_chain, now, person.person_id, person.created_at, person.properties_json,
+        "", "", "", "", "", _NO_GROUP, _NO_GROUP, _NO_GROUP, _NO_GROUP, _NO_GROUP,
+        person.mode, historical,
+    )

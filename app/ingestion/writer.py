@@ -1,0 +1,265 @@
+"""The micro-batching writer: every capture request hands its events to `IngestionWriter.submit`
+and waits; one background task takes everything pending, deduplicates, runs person processing,
+writes PostgreSQL and ClickHouse, and only then resolves the requests' futures. A 200 therefore
+always means "in ClickHouse", and concurrent requests share one insert.
+
+Pipeline: batches are prepared one at a time (dedup claims, person processing, row building, in
+arrival order); up to MAX_INFLIGHT prepared batches are being written at once. Their PostgreSQL
+transactions run strictly in order (person rows are written as full state, so order is what
+matters); their ClickHouse inserts may overlap. A failed batch fails only its own requests (the
+clients retry), releases its dedup claims and drops the in-process person view, which is then
+reloaded from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid as uuidlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import clock
+from app.ingestion import metrics
+from app.ingestion.dedup import Deduplicator
+from app.ingestion.definitions import DefinitionsTracker, PendingDefinitions, persist_definitions
+from app.ingestion.events import Event
+from app.ingestion.persons import Changes, PersonProcessor, needs_merge
+from app.ingestion.rows import EVENT_COLUMNS, event_row
+from app.ingestion.store import PostgresLoader, clickhouse_rows, persist_changes
+from app.query_engine.executor.base import ClickHouseExecutor
+
+log = logging.getLogger("app.ingestion")
+
+MAX_BATCH_EVENTS = 50_000
+MAX_PENDING_EVENTS = 1_000_000
+MAX_INFLIGHT = 2
+RECENT_UUIDS = 1_000_000
+
+Key = tuple[int, uuidlib.UUID]
+
+
+class WriterUnavailable(Exception):
+    pass
+
+
+@dataclass
+class Submission:
+    team_id: int
+    events: list[Event]
+    historical: bool
+    future: asyncio.Future[list[bool]]
+
+
+@dataclass
+class Prepared:
+    submissions: list[Submission]
+    results: list[list[bool]]  # per submission, per event: True = written now, False = duplicate
+    changes: Changes
+    definitions: PendingDefinitions
+    event_rows: list[tuple[Any, ...]]
+    fresh: list[Key]
+    claimed: list[Key]
+
+
+class IngestionWriter:
+    def __init__(self, clickhouse: ClickHouseExecutor, sessionmaker: async_sessionmaker[AsyncSession], *,
+                 redis: object | None = None, dedup_lookup: bool = True) -> None:
+        self.clickhouse = clickhouse
+        self.sessionmaker = sessionmaker
+        self.dedup = Deduplicator(clickhouse, redis) if dedup_lookup else None
+        self.persons = PersonProcessor(PostgresLoader(sessionmaker))
+        self.definitions = DefinitionsTracker()
+        self._pending: list[Submission] = []
+        self._pending_events = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._recent: OrderedDict[Key, None] = OrderedDict()
+        self._inflight: set[asyncio.Task[bool]] = set()
+        self._pg_turn: asyncio.Future[None] | None = None
+        self._stale = False
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ingestion-writer")
+
+    async def stop(self) -> None:
+        """Write everything already accepted, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    # --- API -----------------------------------------------------------------------------------
+
+    async def submit(self, team_id: int, events: list[Event], *, historical: bool = False) -> list[bool]:
+        """Resolve once the events are durably written: per event True (stored) or False (duplicate)."""
+        if not events:
+            return []
+        if self._stopping or self._task is None:
+            raise WriterUnavailable("the ingestion writer is not running")
+        if self._pending_events + len(events) > MAX_PENDING_EVENTS:
+            raise WriterUnavailable("the ingestion queue is full")
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self._pending.append(Submission(team_id, events, historical, future))
+        self._pending_events += len(events)
+        self._wake.set()
+        return await asyncio.shield(future)
+
+    async def write_direct(self, team_id: int, events: list[Event], *, historical: bool = False) -> None:
+        """Bulk path (demo data): the same preparation and writes, without the queue."""
+        sub = Submission(team_id, events, historical, asyncio.get_running_loop().create_future())
+        if not await self._commit(await self._prepare([sub])):
+            raise WriterUnavailable("writing the batch failed")
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def _take(self) -> list[Submission]:
+        taken, count = [], 0
+        while self._pending and (not taken or count + len(self._pending[0].events) <= MAX_BATCH_EVENTS):
+            sub = self._pending.pop(0)
+            taken.append(sub)
+            count += len(sub.events)
+        self._pending_events -= count
+        return taken
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                if self._stopping:
+                    break
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if len(self._inflight) >= MAX_INFLIGHT:
+                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            batch = self._take()
+            try:
+                prepared = await self._prepare(batch)
+            except Exception as exc:
+                log.exception("preparing an ingestion batch failed")
+                self._fail(batch, exc)
+                continue
+            task = asyncio.create_task(self._commit(prepared))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        if self._inflight:
+            await asyncio.wait(self._inflight)
+
+    def _fail(self, batch: list[Submission], exc: BaseException) -> None:
+        # The views are dropped before the next preparation, never during one (a batch being
+        # prepared must keep the ids it prefetched).
+        self._stale = True
+        for sub in batch:
+            if not sub.future.done():
+                sub.future.set_exception(WriterUnavailable(str(exc)[:300]))
+
+    # --- stages --------------------------------------------------------------------------------
+
+    async def _prepare(self, batch: list[Submission]) -> Prepared:
+        if self._stale:
+            self._stale = False
+            self.persons.forget()
+        now = clock.now()
+        now_s = now.timestamp()
+        duplicates, claimed = await self._duplicates(batch)
+        changes, pending = Changes(), PendingDefinitions()
+        rows: list[tuple[Any, ...]] = []
+        results: list[list[bool]] = []
+        fresh: list[Key] = []
+        by_team: dict[int, list[Event]] = {}
+        for sub in batch:
+            by_team.setdefault(sub.team_id, []).extend(sub.events)
+        for team_id, events in by_team.items():
+            await self.persons.prefetch(team_id, events)
+        persons, definitions = self.persons, self.definitions
+        for sub in batch:
+            flags = []
+            team_id = sub.team_id
+            for ev in sub.events:
+                key = (team_id, ev.uuid)
+                if key in duplicates:
+                    flags.append(False)
+                    continue
+                duplicates.add(key)  # a second copy inside the same batch
+                fresh.append(key)
+                if needs_merge(ev):
+                    await persons.merge(team_id, ev, changes)
+                person = persons.process(team_id, ev, changes)
+                definitions.collect(team_id, ev, pending, now_s)
+                rows.append(event_row(team_id, ev, person, now, sub.historical))
+                flags.append(True)
+            results.append(flags)
+        recent = self._recent
+        for key in fresh:
+            recent[key] = None
+        while len(recent) > RECENT_UUIDS:
+            recent.popitem(last=False)
+        return Prepared(batch, results, changes, pending, rows, fresh, claimed)
+
+    async def _duplicates(self, batch: list[Submission]) -> tuple[set[Key], list[Key]]:
+        found: set[Key] = set()
+        candidates = []
+        for sub in batch:
+            for ev in sub.events:
+                key = (sub.team_id, ev.uuid)
+                if key in self._recent:
+                    found.add(key)
+                elif self.dedup is not None:
+                    candidates.append((key, ev.event, ev.distinct_id, ev.timestamp))
+        if not candidates:
+            return found, []
+        assert self.dedup is not None
+        duplicates, claimed = await self.dedup.claim(candidates)
+        return found | duplicates, claimed
+
+    async def _commit(self, prepared: Prepared) -> bool:
+        """Write one prepared batch; False (its futures failed) when anything went wrong."""
+        previous_turn = self._pg_turn
+        my_turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pg_turn = my_turn
+        try:
+            try:
+                if previous_turn is not None:
+                    await asyncio.shield(previous_turn)
+                if prepared.changes or prepared.definitions:
+                    async with self.sessionmaker() as session:
+                        await persist_changes(session, prepared.changes)
+                        await persist_definitions(session, prepared.definitions)
+                        await session.commit()
+            finally:
+                my_turn.set_result(None)
+            for table, (columns, rows) in clickhouse_rows(prepared.changes).items():
+                await self.clickhouse.insert(table, columns, rows)
+            # Events last: a visible event always has its person rows.
+            await self.clickhouse.insert("events", EVENT_COLUMNS, prepared.event_rows)
+        except Exception as exc:
+            for key in prepared.fresh:
+                self._recent.pop(key, None)
+            if self.dedup is not None:
+                await self.dedup.settle(prepared.claimed, written=False)
+            metrics.incr("capture_batches_failed_total")
+            log.error("ingestion batch failed: %s", exc)
+            self._fail(prepared.submissions, exc)
+            return False
+        self.definitions.committed(prepared.definitions)
+        stored = len(prepared.event_rows)
+        metrics.incr("capture_events_stored_total", amount=stored)
+        metrics.incr("capture_events_duplicate_total", amount=sum(len(r) for r in prepared.results) - stored)
+        metrics.incr("capture_batches_total")
+        for sub, flags in zip(prepared.submissions, prepared.results):
+            if not sub.future.done():
+                sub.future.set_result(flags)
+        if self.dedup is not None:
+            # After the acknowledgement, off the latency path: a crash before this leaves the claims
+            # pending, and a resend meeting a pending claim is checked against ClickHouse.
+            await self.dedup.settle(prepared.claimed, written=True)
+        return True

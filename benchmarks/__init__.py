@@ -1,0 +1,1 @@
+"""Timed scenarios; `python -m benchmarks` runs every module's `main()`."""

@@ -1,0 +1,211 @@
+"""Sustained `/batch/` ingestion against a running `serve`, next to a raw executor insert.
+
+8 concurrent clients each POST 100-event posthog-python-style batches over keep-alive
+connections (a minimal raw HTTP/1.1 client, so the load generator costs little CPU on the same
+machine) for DURATION seconds. Then the server is stopped and, in this process, the same kind of
+rows (built by the capture row builder) are inserted through the executor: in 100-row batches from
+8 concurrent tasks (the like-for-like comparison) and in one bulk insert (the engine's ceiling).
+Results are printed and appended to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+CLIENTS = 8
+BATCH = 100
+DURATION = float(os.environ.get("BENCH_DURATION", "20"))
+WARMUP = 3.0
+USERS = 5_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _body(token: str, seq: int) -> bytes:
+    now = datetime.now(timezone.utc).isoformat()
+    batch = [
+        {
+            "event": "benchmark_event" if i % 5 else "$pageview",
+            "distinct_id": f"bench-user-{(seq * BATCH + i) % USERS}",
+            "uuid": str(uuid.uuid4()),
+            "timestamp": now,
+            "properties": {"$lib": "posthog-python", "$lib_version": "7.91.1", "$is_server": True,
+                           "$geoip_disable": True, "plan": "pro", "amount": i, "path": f"/page/{i % 20}"},
+        }
+        for i in range(BATCH)
+    ]
+    return orjson.dumps({"api_key": token, "batch": batch, "sent_at": now, "historical_migration": False})
+
+
+async def _client(port: int, token: str, stop_at: float, warm_until: float, latencies: list[float],
+                  counter: list[int], offset: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    seq = offset
+    try:
+        while time.perf_counter() < stop_at:
+            body = _body(token, seq)
+            seq += CLIENTS
+            head = (f"POST /batch/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode()
+            started = time.perf_counter()
+            writer.write(head + body)
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            elapsed = time.perf_counter() - started
+            if b" 200 " not in status_line:
+                raise RuntimeError(f"unexpected answer {status_line!r}")
+            if started >= warm_until:
+                latencies.append(elapsed)
+                counter[0] += BATCH
+            counter[1] += BATCH
+    finally:
+        writer.close()
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited during startup")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/_health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not become healthy")
+
+
+async def _load(port: int, token: str) -> dict:
+    latencies: list[float] = []
+    counter = [0, 0]
+    start = time.perf_counter()
+    warm_until, stop_at = start + WARMUP, start + WARMUP + DURATION
+    await asyncio.gather(*(_client(port, token, stop_at, warm_until, latencies, counter, i) for i in range(CLIENTS)))
+    measured = time.perf_counter() - warm_until
+    latencies.sort()
+    return {
+        "events_per_s": counter[0] / measured,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "requests": len(latencies),
+        "acknowledged": counter[1],
+    }
+
+
+async def _raw_insert(data_dir: Path, database: str, total: int) -> dict:
+    from app.ingestion.events import normalize
+    from app.ingestion.persons import EventPerson, person_uuid
+    from app.ingestion.rows import EVENT_COLUMNS, event_row
+    from app.query_engine.executor.chdb import ChdbExecutor
+
+    executor = ChdbExecutor(str(data_dir / "clickhouse"), database, pool_size=3)
+    team = 2_000_000_000
+    now = datetime.now(timezone.utc)
+    rows = []
+    for seq in range(total // BATCH):
+        for raw in orjson.loads(_body("x", seq))["batch"]:
+            ev = normalize(raw, now=now, sent_at=now, client_ip="127.0.0.1")
+            person = EventPerson(person_uuid(team, ev.distinct_id), "{}", now, "full")
+            rows.append(event_row(team, ev, person, now, False))
+    try:
+        chunks = [rows[i:i + BATCH] for i in range(0, len(rows), BATCH)]
+        queue = list(reversed(chunks))
+
+        async def worker() -> None:
+            while queue:
+                await executor.insert("events", EVENT_COLUMNS, queue.pop())
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
+        small = len(rows) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        await executor.insert("events", EVENT_COLUMNS, rows)
+        bulk = len(rows) / (time.perf_counter() - started)
+        stored = await executor.execute("SELECT count() FROM events WHERE team_id != {t:Int64}", {"t": team})
+    finally:
+        await executor.close()
+    return {"raw_100_rows_per_s": small, "raw_bulk_rows_per_s": bulk, "server_rows": int(stored.rows[0][0])}
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def main() -> None:
+    load_before = os.getloadavg()[0]
+    data_dir = Path(tempfile.mkdtemp(prefix="tally-bench-ingestion-"))
+    port = _free_port()
+    env = {**os.environ, "APP_DATA_DIR": str(data_dir), "APP_DEMO_EVENTS": "0", "APP_RATE_LIMITS": "off",
+           "APP_LOG_LEVEL": "WARNING", "APP_CLICKHOUSE_DATABASE": "tally"}
+    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_healthy(port, proc)
+        token = json.loads((data_dir / "credentials.json").read_text())["project_api_key"]
+        load = asyncio.run(_load(port, token))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    try:
+        raw = asyncio.run(_raw_insert(data_dir, "tally", min(load["acknowledged"], 300_000)))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    ratio = load["events_per_s"] / raw["raw_100_rows_per_s"]
+    lines = [
+        f"### ingestion — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {_machine()}"
+        f" — load average {load_before:.1f} at start (other processes share these cores)",
+        "",
+        f"- `/batch/` end to end, {CLIENTS} clients × {BATCH}-event batches, {DURATION:.0f} s:"
+        f" **{load['events_per_s']:,.0f} events/s**, p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms"
+        f" ({load['requests']:,} requests measured)",
+        f"- raw executor insert of the same rows, {BATCH}-row batches from {CLIENTS} tasks:"
+        f" {raw['raw_100_rows_per_s']:,.0f} rows/s → end to end = {ratio:.0%} of it",
+        f"- raw executor bulk insert (one insert): {raw['raw_bulk_rows_per_s']:,.0f} rows/s",
+        f"- check: events acknowledged {load['acknowledged']:,}, rows stored {raw['server_rows']:,}",
+        "",
+    ]
+    print("\n".join(lines))
+    with RESULTS.open("a") as fh:
+        if fh.tell() == 0:
+            fh.write("# Benchmark results\n\n")
+        fh.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
