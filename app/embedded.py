@@ -84,8 +84,10 @@ class EmbeddedPostgres:
 
         psql = str(POSTGRES_BIN_PATH / "psql")
         base = [psql, "-h", self.socket_dir, "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-tA"]
+        # psql quotes the :'dbname' variable itself (variables are expanded only in stdin/-f input).
         exists = subprocess.run(
-            [*base, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{_plain(database)}'"],
+            [*base, "-v", f"dbname={_plain(database)}"],
+            input="SELECT 1 FROM pg_database WHERE datname = :'dbname';\n",
             capture_output=True, text=True, check=True,
         ).stdout.strip()
         if exists != "1":
@@ -117,6 +119,8 @@ def _plain(name: str) -> str:
 def _runtime_dir() -> Path:
     path = Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"
     path.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_uid == os.getuid():
+        path.chmod(0o700)  # platformdirs warns about (and ignores) a group-readable runtime dir
     return path
 
 

@@ -18,6 +18,10 @@ from app.errors import install_error_handlers
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, TrailingSlashMiddleware
 from app.ratelimit import RateLimiter
 from app.routers import environments, health
+from app.routers import query as query_router
+from app.routers import capture, definitions
+from app.routers import elements as elements_router
+from app.routers import dashboards, insights, query_status
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,13 @@ async def _first_start(backends: Backends) -> None:
         f"  saved to:          {path}\n",
         flush=True,
     )
+    if backends.settings.demo_events > 0:
+        from app.demo import generate_demo_data
+
+        print(f"Generating {backends.settings.demo_events:,} demo events for environment {creds.environment_id}"
+              " (set APP_DEMO_EVENTS=0 to skip)", flush=True)
+        await generate_demo_data(backends.clickhouse, backends.sessionmaker, environment_id=creds.environment_id,
+                                 events=backends.settings.demo_events)
 
 
 def create_app(settings: Settings, *, backends: Backends | None = None, first_start: bool = False) -> FastAPI:
@@ -76,6 +87,11 @@ def create_app(settings: Settings, *, backends: Backends | None = None, first_st
             app.state.redis = opened.redis
             app.state.arq = opened.arq
             app.state.rate_limiter = RateLimiter(settings, opened.redis_url)
+            # Capture's micro-batching writer; stopped (flushing everything accepted) before the backends close.
+            from app.ingestion.service import Ingestion
+
+            app.state.ingestion = ingestion = Ingestion(opened.clickhouse, opened.sessionmaker, opened.redis)
+            ingestion.start()
             if first_start:
                 await _first_start(opened)
             if settings.run_inprocess_worker:
@@ -85,6 +101,8 @@ def create_app(settings: Settings, *, backends: Backends | None = None, first_st
                 worker_task = asyncio.create_task(worker.async_run(), name="arq-worker")
             yield
         finally:
+            if getattr(app.state, "ingestion", None) is not None:
+                await app.state.ingestion.stop()
             if worker is not None:
                 await worker.close()
             if worker_task is not None:
@@ -103,6 +121,13 @@ def create_app(settings: Settings, *, backends: Backends | None = None, first_st
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(environments.router)
+    app.include_router(query_router.router)
+    app.include_router(capture.router)
+    app.include_router(definitions.router)
+    app.include_router(elements_router.router)
+    app.include_router(insights.router)
+    app.include_router(dashboards.router)
+    app.include_router(query_status.router)
 
     # Outermost last: request context wraps everything, then size limits, then slash handling.
     app.add_middleware(TrailingSlashMiddleware)

@@ -23,7 +23,9 @@ async def heartbeat(ctx: dict[str, Any], token: str) -> dict[str, str]:
     return {"token": token, "at": clock.now().isoformat()}
 
 
-FUNCTIONS = [heartbeat]
+from app.jobs.refresh import refresh_query  # noqa: E402  (job modules import services)
+
+FUNCTIONS = [heartbeat, refresh_query]
 
 
 def build_worker(backends: Backends, *, burst: bool = False) -> Worker:

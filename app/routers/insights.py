@@ -1,0 +1,153 @@
+"""Insights API (spec/API.md §3): saved insights with cached results, activity, cancel, CSV."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from app.deps import Context, SessionDep, authorize
+from app.errors import AppError, NotFound, ParseError, ValidationFailed, error_responses
+from app.services import activity as activity_service
+from app.services import insights as service
+from app.services import insights_views as views
+from app.services.csv_render import render_csv
+
+router = APIRouter(prefix="/api/environments/{environment_id}/insights", tags=["insights"],
+                   dependencies=[Depends(views.mark_arrival)])
+
+ReadCtx = Annotated[Context, authorize("insight:read", throttle="insight")]
+WriteCtx = Annotated[Context, authorize("insight:write", throttle="insight")]
+ActivityCtx = Annotated[Context, authorize("activity_log:read", throttle="insight")]
+
+ERRORS = error_responses(400, 403, 404, 405, 415, 429)
+
+
+def _wants_csv(request: Request) -> bool:
+    fmt = request.query_params.get("format")
+    if fmt is not None:
+        if fmt not in ("json", "csv"):
+            raise NotFound()
+        return fmt == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def _render(request: Request, body: Any, status_code: int = 200, csv: bool | None = None) -> Response:
+    if csv if csv is not None else _wants_csv(request):
+        return Response(render_csv(body), status_code=status_code, media_type="text/csv; charset=utf-8")
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+async def _respond(request: Request, work) -> Response:
+    """Run the use-case; errors of a CSV request are rendered as CSV too (§3.14)."""
+    try:
+        csv = _wants_csv(request)
+    except AppError:
+        work.close()  # never started
+        raise
+    try:
+        body = await work
+    except AppError as exc:
+        if not csv:
+            raise
+        return _render(request, exc.body(), exc.status_code, csv=True)
+    return _render(request, body, csv=csv)
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"JSON parse error - {exc}") from None
+
+
+@router.get("/", responses=ERRORS)
+async def list_insights(request: Request, session: SessionDep, ctx: ReadCtx) -> Response:
+    """List saved insights with filters, search and results per the refresh mode."""
+    return await _respond(request, views.list_view(request, session, ctx))
+
+
+@router.post("/", status_code=201, responses=ERRORS)
+async def create_insight(request: Request, session: SessionDep, ctx: WriteCtx) -> Response:
+    """Create an insight."""
+    body = await _json_body(request)
+    result = await views.create_view(request, session, ctx, body)
+    return _render(request, result, 201, csv=False)
+
+
+@router.get("/activity/", responses=ERRORS)
+async def environment_activity(request: Request, session: SessionDep, ctx: ActivityCtx) -> dict:
+    """Activity of every insight of this environment, newest first."""
+    return await _activity_page(request, session, ctx, None)
+
+
+@router.post("/cancel/", status_code=201, responses=ERRORS)
+async def cancel_query(request: Request, session: SessionDep, ctx: WriteCtx) -> Response:
+    """Stop a running query of this environment tagged with `client_query_id`."""
+    body = await _json_body(request)
+    if not isinstance(body, dict) or "client_query_id" not in body:
+        raise ValidationFailed("Field is required.", code="invalid_input", attr="client_query_id")
+    runner = views.make_runner(request, session, ctx)
+    await runner.cancel(str(body["client_query_id"]))
+    return Response(status_code=201)
+
+
+@router.get("/{ref}/", responses=ERRORS)
+async def retrieve_insight(request: Request, ref: str, session: SessionDep, ctx: ReadCtx) -> Response:
+    """One insight by id or short_id, with dashboard context and results per the refresh mode."""
+    return await _respond(request, views.retrieve_view(request, session, ctx, ref))
+
+
+@router.patch("/{ref}/", responses=ERRORS)
+async def patch_insight(request: Request, ref: str, session: SessionDep, ctx: WriteCtx) -> Response:
+    """Update an insight; `deleted` soft-deletes or restores it."""
+    body = await _json_body(request)
+    return _render(request, await views.update_view(request, session, ctx, ref, body), csv=False)
+
+
+@router.put("/{ref}/", responses=ERRORS)
+async def put_insight(request: Request, ref: str, session: SessionDep, ctx: WriteCtx) -> Response:
+    """Same as PATCH; no field is required."""
+    body = await _json_body(request)
+    return _render(request, await views.update_view(request, session, ctx, ref, body), csv=False)
+
+
+@router.delete("/{ref}/", status_code=405, responses=ERRORS)
+async def delete_insight(ref: str, ctx: WriteCtx) -> Response:
+    """Always 405 with an empty body: insights are soft-deleted with PATCH `deleted: true`."""
+    return Response(status_code=405)
+
+
+@router.get("/{ref}/activity/", responses=ERRORS)
+async def insight_activity(request: Request, ref: str, session: SessionDep, ctx: ActivityCtx) -> dict:
+    """Activity of one insight, newest first."""
+    insight = await service.get_insight(session, ctx.env.id, ref)
+    return await _activity_page(request, session, ctx, insight.id)
+
+
+async def _activity_page(request: Request, session: SessionDep, ctx: Context, item_id: int | None) -> dict:
+    results, total, page, limit = await activity_service.list_activity(
+        session, environment_id=ctx.env.id, item_id=item_id, raw_limit=request.query_params.get("limit"),
+        raw_page=request.query_params.get("page"))
+    url = str(request.url)
+    next_url = _page_url(url, page + 1, limit) if page * limit < total else None
+    previous_url = _page_url(url, page - 1, limit) if page > 1 else None
+    return {"results": results, "next": next_url, "previous": previous_url, "total_count": total}
+
+
+def _page_url(url: str, page: int, limit: int) -> str:
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    for name, value in (("page", str(page)), ("limit", str(limit))):
+        if any(k == name for k, _ in pairs):  # replaced where it is, otherwise appended
+            pairs = [(k, value if k == name else v) for k, v in pairs]
+        else:
+            pairs.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(pairs)))

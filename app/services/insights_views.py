@@ -1,0 +1,133 @@
+"""The use-cases behind each insight route: look up, write, and represent (one call per route)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.deps import Context
+from app.errors import ValidationFailed
+from app.pagination import Page
+from app.schemas.insights import parse_insight_body, truthy
+from app.services import insights as service
+from app.services.insight_cache import parse_refresh
+from app.services.insights_list import list_insights
+from app.services.insights_repr import DashboardContext, ReprOptions, represent
+from app.services.query_runner import QueryRunner
+
+
+def make_runner(request: Request, session: AsyncSession, ctx: Context) -> QueryRunner:
+    state = request.app.state
+    runner = QueryRunner(environment=ctx.env, session=session, clickhouse=state.clickhouse, redis=state.redis,
+                         arq=state.arq, settings=state.settings)
+    runner.arrived_ms = getattr(request.state, "arrived_ms", None)
+    return runner
+
+
+async def mark_arrival(request: Request) -> None:
+    """Router dependency, resolved before authentication: the request's arrival in Redis time."""
+    from redis.exceptions import RedisError
+
+    from app.services.coalescing import server_ms
+
+    try:
+        request.state.arrived_ms = await server_ms(request.app.state.redis)
+    except RedisError:
+        request.state.arrived_ms = None
+
+
+def _refresh(request: Request, body: dict[str, Any] | None = None) -> tuple[str, bool]:
+    if "refresh" in request.query_params:
+        return parse_refresh(request.query_params["refresh"])
+    if isinstance(body, dict) and "refresh" in body:
+        return parse_refresh(body["refresh"])
+    return parse_refresh(None)
+
+
+def _override(request: Request, name: str) -> dict[str, Any] | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ValidationFailed(f"Invalid JSON passed in {name} parameter", code="invalid_input", attr=name) from None
+    if not isinstance(value, dict):
+        raise ValidationFailed(f"Invalid JSON passed in {name} parameter", code="invalid_input", attr=name)
+    return value
+
+
+def _options(request: Request, body: dict[str, Any] | None = None, *, list_mode: bool = False) -> ReprOptions:
+    mode, requested = _refresh(request, body)
+    dashboard = DashboardContext()
+    raw_dashboard = request.query_params.get("from_dashboard")
+    if raw_dashboard and raw_dashboard.isdigit():
+        dashboard.dashboard_id = int(raw_dashboard)
+    dashboard.filters_override = _override(request, "filters_override")
+    dashboard.variables_override = _override(request, "variables_override")
+    dashboard.tile_filters_override = _override(request, "tile_filters_override")
+    client_query_id = request.query_params.get("client_query_id")
+    if client_query_id is None and isinstance(body, dict) and isinstance(body.get("client_query_id"), str):
+        client_query_id = body["client_query_id"]
+    return ReprOptions(basic=truthy(request.query_params.get("basic")), list_mode=list_mode, mode=mode,
+                       requested=requested, client_query_id=client_query_id, dashboard=dashboard)
+
+
+async def list_view(request: Request, session: AsyncSession, ctx: Context) -> dict[str, Any]:
+    page = Page.from_request(request)
+    params = dict(request.query_params)
+    options = _options(request, list_mode=True)
+    count, insights, match = await list_insights(session, env=ctx.env, user=ctx.user, params=params,
+                                                 limit=page.limit, offset=page.offset)
+    options.search_match = match
+    results = await represent(session, env=ctx.env, user=ctx.user, insights=insights,
+                              runner=make_runner(request, session, ctx), options=options)
+    next_url, previous_url = page.links(request, count)
+    return {"count": count, "next": next_url, "previous": previous_url, "results": results}
+
+
+async def _one(request: Request, session: AsyncSession, ctx: Context, insight, body=None) -> dict[str, Any]:
+    options = _options(request, body)
+    [item] = await represent(session, env=ctx.env, user=ctx.user, insights=[insight],
+                             runner=make_runner(request, session, ctx), options=options)
+    return item
+
+
+async def retrieve_view(request: Request, session: AsyncSession, ctx: Context, ref: str) -> dict[str, Any]:
+    insight = await service.get_insight(session, ctx.env.id, ref, short_id=request.query_params.get("short_id"))
+    if await _should_record_view(request, insight.id, ctx.user.id):
+        await service.record_view(session, insight=insight, user=ctx.user)
+    return await _one(request, session, ctx, insight)
+
+
+VIEW_THROTTLE_SECONDS = 60
+
+
+async def _should_record_view(request: Request, insight_id: int, user_id: int) -> bool:
+    """A view is written at most once a minute per (insight, user): a write and its commit would
+    otherwise dominate the cost of serving a cached insight. Without Redis every view is written."""
+    from redis.exceptions import RedisError
+
+    try:
+        return bool(await request.app.state.redis.set(f"insight_viewed:{insight_id}:{user_id}", 1, nx=True,
+                                                      ex=VIEW_THROTTLE_SECONDS))
+    except RedisError:
+        return True
+
+
+async def create_view(request: Request, session: AsyncSession, ctx: Context, body: Any) -> dict[str, Any]:
+    data = parse_insight_body(body)
+    insight = await service.create_insight(session, environment_id=ctx.env.id, user=ctx.user, data=data)
+    return await _one(request, session, ctx, insight, body)
+
+
+async def update_view(request: Request, session: AsyncSession, ctx: Context, ref: str, body: Any) -> dict[str, Any]:
+    # Only a PATCH with JSON `false` may reach a soft-deleted insight (restore, §3.8).
+    restoring = request.method == "PATCH" and isinstance(body, dict) and body.get("deleted") is False
+    insight = await service.get_insight(session, ctx.env.id, ref, include_deleted=restoring)
+    data = parse_insight_body(body)
+    insight = await service.update_insight(session, insight=insight, user=ctx.user, data=data)
+    return await _one(request, session, ctx, insight, body)
