@@ -23,6 +23,8 @@ class Op(Enum):
     SUB = "-"
     MUL = "*"
     DIV = "/"
+    IN = "IN"  # right side: a tuple call or a Subquery (HogQL)
+    NOT_IN = "NOT IN"
 
 
 class Direction(Enum):
@@ -160,9 +162,24 @@ class Select:
     limit: int | None = None
     distinct: bool = False
     settings: tuple[tuple[str, int], ...] = field(default=())
+    offset: int | None = None  # a bounded int validated by lowering (HogQL LIMIT … OFFSET …)
 
 
-Expr = Union[Param, Const, Null, Column, Call, Lambda, BinOp, And, Or, Not, IsNull, ArrayExpr, Alias, Window, Select]
+@dataclass(frozen=True)
+class UnionSelect:
+    """SELECTs combined with UNION ALL (or UNION DISTINCT when `distinct`)."""
+    items: tuple["Select | UnionSelect", ...]
+    distinct: bool = False
+
+
+@dataclass(frozen=True)
+class Subquery:
+    """A parenthesized SELECT/UNION used as a value (`x IN (SELECT …)`) or a FROM/JOIN source."""
+    query: "Select | UnionSelect"
+
+
+Expr = Union[Param, Const, Null, Column, Call, Lambda, BinOp, And, Or, Not, IsNull, ArrayExpr, Alias, Window, Select,
+             Subquery]
 
 TRUE = Const(1)
 

@@ -32,6 +32,25 @@ FUNCTIONS: dict[str, str] = {name: name for name in (
     "arrayFlatten", "arrayMap",
 )}
 
+# HogQL (app/hogql/functions.py) may emit these too; each is an allowlisted ClickHouse name.
+FUNCTIONS.update({name: name for name in (
+    "uniq", "uniqIf", "sumIf", "avgIf", "maxIf", "median", "quantiles", "anyLast", "groupArray", "stddevPop",
+    "stddevSamp", "varPop", "varSamp", "coalesce", "isNotNull", "assumeNotNull", "abs", "ceil", "sqrt", "pow",
+    "exp", "log", "log2", "log10", "modulo", "plus", "minus", "multiply", "divide", "lower", "upper", "concat",
+    "trim", "trimLeft", "trimRight", "replaceAll", "replaceOne", "replaceRegexpOne", "positionCaseInsensitive",
+    "endsWith", "splitByChar", "splitByString", "extract", "like", "notLike", "reverse", "leftPad", "rightPad",
+    "left", "right", "base64Encode", "base64Decode", "domain", "path", "cutQueryString", "lengthUTF8",
+    "JSONExtractInt", "JSONExtractFloat", "JSONExtractBool", "JSONHas", "JSONLength", "JSONExtractKeys",
+    "hasAny", "hasAll", "indexOf", "arraySlice", "arraySort", "arrayReverse", "arrayConcat",
+    "arrayStringConcat", "arrayCompact", "arrayUniq", "array", "toStartOfQuarter", "toStartOfYear", "toMonday",
+    "toYear", "toQuarter", "toMonth", "toDayOfMonth", "toDayOfYear", "toHour", "toMinute", "toSecond",
+    "toISOWeek", "toYYYYMM", "toYYYYMMDD", "dateAdd", "dateSub", "formatDateTime", "addWeeks", "addMonths",
+    "addYears", "subtractHours", "subtractMinutes", "subtractWeeks", "subtractMonths", "subtractYears",
+    "toIntervalSecond", "toIntervalMinute", "toIntervalHour", "toIntervalWeek", "toIntervalMonth",
+    "toIntervalYear", "toUUID", "toTypeName", "cityHash64", "sipHash64", "now64", "equals", "notEquals",
+    "row_number", "rank", "lagInFrame", "leadInFrame", "first_value", "last_value",
+)})
+
 _TYPE_RE = re.compile(r"^[A-Za-z0-9_(), ']{1,80}$")
 
 
@@ -160,9 +179,19 @@ class Printer:
             lines.append("ORDER BY " + ", ".join(self.visit(o) for o in node.order_by))
         if node.limit is not None:
             lines.append(f"LIMIT {int(node.limit)}")
+        if node.offset is not None:
+            lines.append(f"OFFSET {int(node.offset)}")
         if node.settings:
             lines.append("SETTINGS " + ", ".join(f"{self.ident(k)[1:-1]} = {int(v)}" for k, v in node.settings))
         return "\n".join(lines)
+
+    def visit_unionselect(self, node: ir.UnionSelect) -> str:
+        glue = "\nUNION DISTINCT\n" if node.distinct else "\nUNION ALL\n"
+        return glue.join(self.visit(ir.Subquery(i)) if isinstance(i, ir.UnionSelect) else self.visit(i)
+                         for i in node.items)
+
+    def visit_subquery(self, node: ir.Subquery) -> str:
+        return f"(\n{self.visit(node.query)}\n)"
 
 
 def print_select(node: ir.Select) -> tuple[str, dict[str, Any]]:

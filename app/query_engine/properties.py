@@ -19,7 +19,7 @@ from app.query_engine.scope import Scope
 from app.schemas.query.properties import PropertyGroupFilter, PropertyGroupFilterValue, PropertyOperator as Op
 
 NEGATIVE = {Op.is_not, Op.not_icontains, Op.not_regex, Op.not_in, Op.not_icontains_multi}
-_UNSUPPORTED_TYPES = {"hogql", "cohort", "data_warehouse", "data_warehouse_person_property"}
+_UNSUPPORTED_TYPES = {"cohort", "data_warehouse", "data_warehouse_person_property"}
 # Session properties we can compute from events: key → (column of the session join, type).
 SESSION_FIELDS = {
     "$session_duration": ("duration", "Numeric"),
@@ -281,6 +281,10 @@ def filter_expr(scope: Scope, item: Any, path: str) -> ir.Expr:
     ftype = getattr(item, "type", "event")
     if ftype in _UNSUPPORTED_TYPES:
         raise QueryError(f"{path}: {ftype} property filters are not supported yet.", attr=f"{path}.type")
+    if ftype == "hogql":  # a boolean HogQL expression in `key`; NULL counts as false
+        from app.hogql.query import compile_expr
+
+        return ir.call("ifNull", compile_expr(str(item.key), scope, f"{path}.key"), ir.Const(0))
     op = item.operator or Op.exact
     value = getattr(item, "value", None)
     key = item.key

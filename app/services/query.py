@@ -26,6 +26,7 @@ from app.query_engine.executor.base import (
 from app.query_engine.scope import Scope
 from app.query_engine.trends.runner import TrendsRunner
 from app.schemas.query import DataTableNode, DataVisualizationNode, InsightVizNode, TrendsQuery, parse_query
+from app.schemas.query.insights import HogQLQuery
 from app.schemas.query.base import PersonsOnEventsMode
 from app.schemas.query.properties import PropertyFilterList
 from app.settings import Settings
@@ -44,6 +45,7 @@ DEFAULT_MODIFIERS: dict[str, Any] = {
     "optimizeJoinedFilters": False,
     "useMaterializedViews": True,
 }
+HOGQL_MAX_RESULT_BYTES = 64 * 1024 * 1024
 _STALE_AFTER = {"minute": 300, "hour": 3600, "day": 6 * 3600, "week": 86400, "month": 86400}
 
 
@@ -112,7 +114,7 @@ async def run_query(
 ) -> dict[str, Any]:
     """Compile and run `query_json` now (blocking) and return the query response dict."""
     node = unwrap(parse_query(query_json))
-    if not isinstance(node, TrendsQuery):
+    if not isinstance(node, (TrendsQuery, HogQLQuery)):
         raise QueryError(f"{node.kind} queries are not supported yet.", attr="query.kind")
     modifiers = effective_modifiers(node)
     timezone = environment.timezone or "UTC"
@@ -124,14 +126,17 @@ async def run_query(
         property_types=await _property_types(session, environment.id),
         poe_mode=PersonsOnEventsMode(modifiers["personsOnEventsMode"]),
     )
-    runner = TrendsRunner(node, scope, _test_account_filters(environment))
     query_id = client_query_id or uuid.uuid4().hex
     exec_settings = ExecuteSettings(
         max_execution_time=settings.query_timeout_seconds,
         max_memory_usage=settings.query_max_memory_bytes,
         max_result_rows=settings.query_max_result_rows,
         # NULL-aware IN (§12.6); one query reads one snapshot of each table.
-        extra={"transform_null_in": 1},
+        extra={"transform_null_in": 1,
+               # HogQL can build huge values in a few rows (range(1e8)): cap arrays and the answer's
+               # size (max_result_bytes is enforced by a ClickHouse server; chDB ignores it).
+               **({"max_result_bytes": HOGQL_MAX_RESULT_BYTES, "function_range_max_elements_in_block": 1_000_000}
+                  if isinstance(node, HogQLQuery) else {})},
     )
 
     async def execute(sql: str, params: dict[str, Any]):
@@ -150,6 +155,9 @@ async def run_query(
             raise QueryError(f"The query could not be run: {_first_line(str(exc))}", code="query_failed",
                              attr="query") from None
 
+    if isinstance(node, HogQLQuery):
+        return await _run_hogql(node, scope, execute, query_id, modifiers, environment, query_json)
+    runner = TrendsRunner(node, scope, _test_account_filters(environment))
     body = await runner.run(execute)
     now = clock.now()
     interval = node.interval.value if node.interval else "day"
@@ -169,6 +177,30 @@ async def run_query(
         "cache_target_age": iso(now + timedelta(seconds=_STALE_AFTER.get(interval, 6 * 3600))),
         "cache_key": cache_key(environment=environment, query_json=query_json),
         "query_status": None,
+        "query_id": query_id,
+    }
+
+
+async def _run_hogql(node: HogQLQuery, scope: Scope, execute, query_id: str, modifiers: dict[str, Any],
+                     environment: Environment, query_json: dict[str, Any]) -> dict[str, Any]:
+    """A HogQLQuery (alone or as the source of a DataTableNode/DataVisualizationNode), see app/hogql."""
+    from app.hogql.query import run_hogql
+
+    wrapped = query_json.get("kind") in ("DataTableNode", "DataVisualizationNode")
+    prefix = "query.source" if wrapped else "query"
+    if node.variables:
+        raise QueryError("HogQL variables are not supported yet; use `values` placeholders.",
+                         attr=f"{prefix}.variables")
+    body = await run_hogql(node.query, team_id=scope.team_id, timezone=scope.timezone,
+                           property_types=scope.property_types, execute=execute, attr=f"{prefix}.query",
+                           values=node.values)
+    now = clock.now()
+    return {
+        **body, "modifiers": modifiers, "error": "", "timezone": environment.timezone or "UTC",
+        "is_cached": False, "last_refresh": iso(now),
+        "next_allowed_client_refresh": iso(now + timedelta(minutes=1)),
+        "cache_target_age": iso(now + timedelta(minutes=15)),
+        "cache_key": cache_key(environment=environment, query_json=query_json), "query_status": None,
         "query_id": query_id,
     }
 

@@ -6,7 +6,7 @@ import asyncio
 
 from tests.conftest import TestEnv
 
-HOGQL = {"kind": "DataTableNode", "source": {"kind": "HogQLQuery", "query": "select 1"}}
+HOGQL = {"kind": "DataTableNode", "source": {"kind": "HogQLQuery", "query": "select nope()"}}  # a 400 in the job
 
 
 async def poll(client, env: TestEnv, query_id: str):

@@ -13,7 +13,7 @@ from app.schemas.query.base import BreakdownFilter
 NULL = "$$_posthog_breakdown_null_$$"
 OTHER = "$$_posthog_breakdown_other_$$"
 DEFAULT_LIMIT = 25
-_SUPPORTED = {"event", "person", "group", "event_metadata", "session"}
+_SUPPORTED = {"event", "person", "group", "event_metadata", "session", "hogql"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,11 @@ def raw_value(scope: Scope, item: BreakdownItem, json_text: ir.Expr | None = Non
         return string_from_raw(json_text), found[1]
     if item.type == "event_metadata":
         return metadata_column(scope, item.property, f"{item.path}.breakdown"), None
+    if item.type == "hogql":  # any value expression, read as a nullable string like a property
+        from app.hogql.query import compile_expr
+
+        attr = f"{item.path}.breakdown" if item.path == "query.breakdownFilter" else f"{item.path}.property"
+        return ir.call("toString", compile_expr(item.property, scope, attr)), None
     return property_value(scope, item.type, item.property, item.group_type_index, path=f"{item.path}.breakdown")
 
 

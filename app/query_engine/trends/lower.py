@@ -150,6 +150,14 @@ def aggregate(scope: Scope, spec: SeriesSpec) -> ir.Expr:
         return ir.call("uniqExact", scope.col("$session_id"))
     if math in PROPERTY_MATH:
         return stat(math.value, property_number(scope, spec))
+    if math == M.hogql:
+        from app.hogql.query import compile_expr
+
+        if not spec.node.math_hogql:
+            raise QueryError(f"{spec.path}.math_hogql: HogQL math needs an expression.", attr=f"{spec.path}.math_hogql")
+        # A chart needs numbers: strings that are numbers convert, anything else (and NULL) counts as 0.
+        value = compile_expr(spec.node.math_hogql, scope, f"{spec.path}.math_hogql")
+        return ir.call("ifNull", ir.call("accurateCastOrNull", value, ir.string("Float64")), ir.Const(0))
     raise AssertionError(math)
 
 
@@ -186,8 +194,6 @@ class SeriesLowering:
     def lower(self) -> ir.Select:
         spec = self.spec
         math = spec.math
-        if math == M.hogql:
-            raise QueryError(f"{spec.path}.math: HogQL math is not supported yet.", attr=f"{spec.path}.math")
         if math in (M.first_time_for_user, M.first_matching_event_for_user):
             inner = self._first_time()
         elif math in PER_ACTOR:

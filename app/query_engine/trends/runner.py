@@ -74,8 +74,6 @@ class TrendsRunner:
                 raise QueryError(f"{path}: actions are not supported yet; use an EventsNode.", attr=f"{path}.kind")
             if isinstance(node, DataWarehouseNode):
                 raise QueryError(f"{path}: data warehouse series are not supported yet.", attr=f"{path}.kind")
-            if node.math is not None and node.math.value == "hogql":
-                raise QueryError(f"{path}.math: HogQL math is not supported yet.", attr=f"{path}.math")
         items = bd.breakdown_items(self.query.breakdownFilter)
         bd.check_items(items)
         for text, _, path in formulas(self.query):

@@ -1,0 +1,269 @@
+"""Validate a sqlglot HogQL tree and lower it to our IR.
+
+Only the node kinds handled below are accepted; anything else is a 400 naming it. Names never pass
+through: tables resolve against tables.py, fields against each table's fields, functions against
+functions.py, and user aliases are replaced by generated ones (`t0`, `c0`) so no user text is an
+identifier in the SQL. Literals become parameters. Every table carries the caller's team filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from sqlglot import exp
+
+from app.hogql.exprs import Expressions
+from app.hogql.parse import HogQLError
+from app.hogql.tables import STAR_FIELDS, TABLES, EventsHooks, events_select, source_select
+from app.query_engine import ir
+
+MAX_ROWS = 50_000
+DEFAULT_LIMIT = 100
+_SUB_LIMIT = 1_000_000_000
+_SELECT_ARGS = {"expressions", "from_", "joins", "where", "group", "having", "order", "limit", "offset",
+                "distinct", "with_", "kind"}
+
+
+@dataclass
+class Source:
+    alias: str  # generated
+    table: str  # a TABLES name or "subquery"
+    outputs: dict[str, str] = field(default_factory=dict)  # subquery: user name → generated column
+    hooks: EventsHooks | None = None
+
+
+@dataclass
+class Ctx:
+    sources: dict[str, Source] = field(default_factory=dict)  # user alias (or table name) → source
+    order: list[Source] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)  # user SELECT alias → generated column
+    columns: list[str] = field(default_factory=list)  # generated names of the SELECT list, in order
+    ctes: dict[str, exp.Expression] = field(default_factory=dict)
+
+
+def _pos(node: exp.Expression, shift: int) -> str:
+    # The node itself may carry no position (only tokens do): look below it, then around it.
+    around = [node]
+    while around[-1].parent is not None and len(around) < 50:
+        around.append(around[-1].parent)
+    for n in (n for top in around for n in top.walk()):
+        meta = getattr(n, "_meta", None) or {}
+        if "line" in meta:
+            # sqlglot's `col` is where the token ends; report where it starts.
+            col = meta["col"] - (meta.get("end", 0) - meta.get("start", 0))
+            col = col - shift if meta["line"] == 1 else col
+            return f" at line {meta['line']}, column {max(1, col)}"
+    return ""
+
+
+class Lowerer(Expressions):
+    def __init__(self, *, team_id: int, timezone: str, property_types: dict, attr: str, col_shift: int = 0,
+                 values: dict[str, Any] | None = None) -> None:
+        self.values = values or {}
+        self.col_shift = col_shift  # expressions are parsed as `SELECT <expr>`: report their own columns
+        self.team_id = team_id
+        self.tz = ir.Param(timezone, "String")
+        self.property_types = property_types
+        self.attr = attr
+        self.n = 0
+
+    def fail(self, message: str, node: exp.Expression | None = None) -> HogQLError:
+        return HogQLError(f"{message}{_pos(node, self.col_shift) if node is not None else ''}.", attr=self.attr)
+
+    def name(self, prefix: str) -> str:
+        self.n += 1
+        if self.n > 200:  # CTEs used many times over expand multiplicatively
+            raise self.fail("The query references too many tables")
+        return f"{prefix}{self.n}"
+
+    # --- queries ---------------------------------------------------------------------------------
+
+    def query(self, node: exp.Expression, ctes: dict[str, exp.Expression], top: bool = False
+              ) -> tuple[ir.Select | ir.UnionSelect, list[str]]:
+        """(IR, output names as the user sees them)."""
+        if isinstance(node, exp.Subquery):
+            return self.query(node.this, ctes, top)
+        if isinstance(node, exp.Union):
+            if type(node) is not exp.Union:  # INTERSECT / EXCEPT
+                raise self.fail(f"{node.key.upper()} is not supported", node)
+            if any(node.args.get(k) for k in ("order", "limit", "offset")) and not top:
+                raise self.fail("ORDER BY/LIMIT on a UNION must be inside parentheses", node)
+            ctes = self.with_(node, ctes)
+            left, names = self.query(node.this, ctes)
+            right, _ = self.query(node.expression, ctes)
+            return ir.UnionSelect((left, right), distinct=bool(node.args.get("distinct"))), names
+        if isinstance(node, exp.Select):
+            return self.select(node, ctes)
+        raise self.fail(f"Expected a SELECT, found {node.key.upper()}", node)
+
+    def select(self, node: exp.Select, ctes: dict[str, exp.Expression]) -> tuple[ir.Select, list[str]]:
+        extra = [k for k, v in node.args.items() if v not in (None, [], False) and k not in _SELECT_ARGS]
+        if extra:
+            raise self.fail(f"{extra[0].upper().rstrip('_')} is not allowed in HogQL", node)
+        ctx = Ctx(ctes=self.with_(node, ctes))
+        distinct = node.args.get("distinct")
+        if distinct is not None and distinct.args.get("on"):
+            raise self.fail("DISTINCT ON is not supported", node)
+        from_ = node.args.get("from_")
+        src_ir, alias, where_extra = (None, None, None)
+        joins: list[ir.Join] = []
+        if from_ is not None:
+            src_ir, alias, where_extra = self.source(from_.this, ctx, joined=False)
+            for j in node.args.get("joins") or []:
+                joins.append(self.join(j, ctx))
+        elif node.args.get("joins"):
+            raise self.fail("JOIN needs a FROM", node)
+        columns: list[ir.Expr] = []
+        names: list[str] = []
+        for item in node.expressions:
+            user_alias = item.alias if isinstance(item, exp.Alias) else None
+            body = item.this if isinstance(item, exp.Alias) else item
+            if isinstance(body, exp.Star) or (isinstance(body, exp.Column) and isinstance(body.this, exp.Star)):
+                for value, label in self.star(body, ctx):
+                    gen = f"c{len(columns)}"
+                    columns.append(ir.Alias(value, gen))
+                    ctx.columns.append(gen)
+                    names.append(label)
+                    ctx.aliases.setdefault(label, gen)
+                continue
+            gen = f"c{len(columns)}"
+            columns.append(ir.Alias(self.expr(body, ctx), gen))
+            ctx.columns.append(gen)
+            label = user_alias or _label(body)
+            names.append(label)
+            if user_alias:
+                ctx.aliases[user_alias] = gen
+            elif isinstance(body, exp.Column):
+                ctx.aliases.setdefault(body.name, gen)
+        where = self.expr(node.args["where"].this, ctx) if node.args.get("where") else None
+        group = node.args.get("group")
+        if group is not None and any(group.args.get(k) for k in group.args if k != "expressions"):
+            raise self.fail("GROUP BY modifiers (ROLLUP, CUBE, TOTALS) are not supported", group)
+        group_by = tuple(self.positional(e, ctx) for e in (group.expressions if group else []))
+        having = self.expr(node.args["having"].this, ctx) if node.args.get("having") else None
+        order = tuple(self.order(o, ctx) for o in (node.args["order"].expressions if node.args.get("order") else []))
+        limit = self.count(node.args.get("limit"), "LIMIT")
+        offset = self.count(node.args.get("offset"), "OFFSET")
+        sel = ir.Select(columns=tuple(columns), from_=src_ir, from_alias=alias, joins=tuple(joins),
+                        where=ir.and_(where_extra, where) if (where_extra or where) else None, group_by=group_by,
+                        having=having, order_by=order, limit=limit, offset=offset, distinct=distinct is not None)
+        return sel, names
+
+    def star(self, node: exp.Expression, ctx: Ctx) -> list[tuple[ir.Expr, str]]:
+        """`*` (every source) or `t.*`: the public fields of each table, or a subquery's columns."""
+        table = node.args.get("table") if isinstance(node, exp.Column) else None
+        if table is not None and table.name not in ctx.sources:
+            raise self.fail(f"Unknown table {table.name!r}", node)
+        sources = [ctx.sources[table.name]] if table is not None else ctx.order
+        if not sources:
+            raise self.fail("SELECT * needs a FROM", node)
+        out = []
+        for src in sources:
+            names = list(src.outputs) if src.table == "subquery" else STAR_FIELDS[src.table]
+            out.extend((self.source_field(src, [name], node), name) for name in names)
+        return out
+
+    def with_(self, node: exp.Expression, ctes: dict[str, exp.Expression]) -> dict[str, exp.Expression]:
+        out = dict(ctes)
+        if node.args.get("with_"):
+            if node.args["with_"].args.get("recursive"):
+                raise self.fail("WITH RECURSIVE is not supported", node)
+            for cte in node.args["with_"].expressions:
+                if not isinstance(cte, exp.CTE) or not isinstance(cte.this, (exp.Select, exp.Union, exp.Subquery)):
+                    raise self.fail("Only `WITH name AS (SELECT …)` is supported", cte)
+                out[cte.alias_or_name.lower()] = cte.this
+        return out
+
+    def count(self, node: exp.Expression | None, what: str) -> int | None:
+        if node is None:
+            return None
+        if node.args.get("expressions") or isinstance(node, exp.Limit) and node.args.get("offset"):
+            raise self.fail(f"Unsupported {what} form", node)
+        value = node.expression
+        if not (isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit()):
+            raise self.fail(f"{what} needs a whole number", node)
+        number = int(value.this)
+        if number > _SUB_LIMIT:
+            raise self.fail(f"{what} is too large", node)
+        return number
+
+    def positional(self, node: exp.Expression, ctx: Ctx) -> ir.Expr:
+        # `GROUP BY 1` / `ORDER BY 2` name SELECT columns; a parameter there would be a constant.
+        if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
+            k = int(node.this)
+            if not 1 <= k <= len(ctx.columns):
+                raise self.fail(f"Position {k} is not in the SELECT list", node)
+            return ir.Column(ctx.columns[k - 1])
+        return self.expr(node, ctx)
+
+    def order(self, node: exp.Expression, ctx: Ctx) -> ir.OrderBy:
+        if not isinstance(node, exp.Ordered) or node.args.get("with_fill"):
+            raise self.fail("Unsupported ORDER BY item", node)
+        return ir.OrderBy(self.positional(node.this, ctx), ir.Direction.DESC if node.args.get("desc")
+                          else ir.Direction.ASC)
+
+    def source(self, node: exp.Expression, ctx: Ctx, *, joined: bool):
+        """(IR source, generated alias, extra WHERE) of a FROM/JOIN item, registered in ctx."""
+        if node.args.get("joins") or node.args.get("laterals") or node.args.get("pivots"):
+            raise self.fail("Unsupported FROM clause", node)
+        user_alias = node.alias if node.alias else None
+        gen = self.name("t")
+        if isinstance(node, exp.Table):
+            if not isinstance(node.this, exp.Identifier):
+                raise self.fail("Table functions are not allowed", node)
+            if node.args.get("db") or node.args.get("catalog"):
+                raise self.fail(f"Unknown table {node.sql(dialect='clickhouse')!r}; only "
+                                f"{', '.join(TABLES)} can be queried", node)
+            if any(node.args.get(k) for k in ("sample", "final", "hints", "version", "when")):
+                raise self.fail("Table modifiers (SAMPLE, FINAL) are not supported", node)
+            name = node.name
+            if name.lower() in ctx.ctes:
+                # Each use of a CTE is lowered again (so it gets its own team filter); without
+                # itself in scope, so a CTE cannot recurse.
+                key = name.lower()
+                inner, names = self.query(ctx.ctes[key], {k: v for k, v in ctx.ctes.items() if k != key})
+                src = Source(gen, "subquery", {n: f"c{i}" for i, n in enumerate(names)})
+                self._register(ctx, user_alias or name, src)
+                return ir.Subquery(inner), gen, None
+            if name not in TABLES:
+                raise self.fail(f"Unknown table {name!r}; only {', '.join(TABLES)} can be queried", node)
+            src = Source(gen, name)
+            if name == "events":
+                src.hooks = EventsHooks(lambda c, a=gen: ir.Column(c, a),
+                                        lambda a=gen: ir.Column("person_properties", a),
+                                        lambda a=gen: ir.Column("person_id", a))
+            self._register(ctx, user_alias or name, src)
+            if name == "events" and not joined:
+                return ir.Table("events"), gen, ir.eq(ir.Column("team_id", gen), ir.Param(self.team_id, "Int64"))
+            sub = events_select(self.team_id) if name == "events" else source_select(name, self.team_id)
+            return ir.Subquery(sub), gen, None
+        if isinstance(node, exp.Subquery):
+            inner, names = self.query(node.this, ctx.ctes)
+            self._register(ctx, user_alias or gen, Source(gen, "subquery", {n: f"c{i}" for i, n in enumerate(names)}))
+            return ir.Subquery(inner), gen, None
+        raise self.fail(f"Unsupported FROM item {node.key.upper()}", node)
+
+    def _register(self, ctx: Ctx, name: str, src: Source) -> None:
+        if name in ctx.sources:
+            raise self.fail(f"Table alias {name!r} is used twice")
+        ctx.sources[name] = src
+        ctx.order.append(src)
+
+    def join(self, node: exp.Join, ctx: Ctx) -> ir.Join:
+        side, kind = (node.side or "").upper(), (node.kind or "").upper()
+        if node.args.get("using") or node.args.get("on") is None:
+            raise self.fail("JOIN needs an ON condition (USING, CROSS and comma joins are not supported)", node)
+        kinds = {("", ""): ir.JoinKind.INNER, ("", "INNER"): ir.JoinKind.INNER, ("LEFT", ""): ir.JoinKind.LEFT,
+                 ("LEFT", "OUTER"): ir.JoinKind.LEFT}
+        if (side, kind) not in kinds or node.args.get("global_") or node.args.get("strictness"):
+            raise self.fail(f"{' '.join(p for p in (side, kind) if p) or 'This'} JOIN is not supported; use "
+                            "JOIN or LEFT JOIN", node)
+        src, alias, _ = self.source(node.this, ctx, joined=True)
+        return ir.Join(kinds[(side, kind)], src, alias, self.expr(node.args["on"], ctx))
+
+
+def _label(node: exp.Expression) -> str:
+    """The column name shown for an unaliased SELECT item: the HogQL text of the expression."""
+    if isinstance(node, (exp.Column, exp.Dot)):
+        return node.sql(dialect="clickhouse").replace('"', "")
+    return node.sql(dialect="clickhouse").replace('"$', "$").replace('"', "")[:200]
