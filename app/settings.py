@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     # chDB's data dir belongs to one process).
     inprocess_worker: bool | None = None
 
+    # Optional OpenAI-compatible model that may rewrite insight analyses (spec/API.md §3.11). Off while
+    # llm_base_url is unset; used only for organizations that approved AI data processing.
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr = SecretStr("")
+    llm_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
     @field_validator("frozen_now")
     @classmethod
     def _frozen_now_is_aware(cls, value: datetime | None) -> datetime | None:

@@ -117,10 +117,43 @@ async def put_insight(request: Request, ref: str, session: SessionDep, ctx: Writ
     return _render(request, await views.update_view(request, session, ctx, ref, body), csv=False)
 
 
-@router.delete("/{ref}/", status_code=405, responses=ERRORS)
+# The 405 is documented with no body: it is sent empty (spec/API.md §3.9), unlike every other error.
+@router.delete("/{ref}/", status_code=405, response_class=Response,
+               responses={**ERRORS, 405: {"description": "Always: insights are soft-deleted with PATCH"}})
 async def delete_insight(ref: str, ctx: WriteCtx) -> Response:
     """Always 405 with an empty body: insights are soft-deleted with PATCH `deleted: true`."""
     return Response(status_code=405)
+
+
+@router.get("/{ref}/analyze/", responses=ERRORS)
+async def analyze_insight(request: Request, ref: str, session: SessionDep, ctx: ReadCtx) -> dict:
+    """A written analysis of the insight's result, with the structured facts it was made from."""
+    from app.services.insight_analysis import analyze_insight as analyze
+
+    insight = await service.get_insight(session, ctx.env.id, ref, short_id=request.query_params.get("short_id"))
+    return await analyze(session, insight=insight, environment=ctx.env, runner=views.make_runner(request, session, ctx),
+                         settings=request.app.state.settings)
+
+
+@router.get("/{ref}/suggestions/", responses=ERRORS)
+@router.post("/{ref}/suggestions/", responses=ERRORS)
+async def insight_suggestions(request: Request, ref: str, session: SessionDep, ctx: ReadCtx) -> list[dict]:
+    """Follow-up insights worth looking at next; a POSTed `context` text may steer the ranking."""
+    from pydantic import ValidationError
+
+    from app.schemas.insight_analysis import SuggestionsBody
+    from app.services.insight_suggestions import suggest
+
+    body = await _json_body(request) if request.method == "POST" else {}
+    insight = await service.get_insight(session, ctx.env.id, ref, short_id=request.query_params.get("short_id"))
+    try:  # object lookup (404) before validation (400), as §1.5 orders them
+        parsed = SuggestionsBody.model_validate(body if isinstance(body, dict) else {"context": body})
+    except ValidationError as exc:
+        too_long = exc.errors(include_url=False)[0].get("type") == "string_too_long"
+        raise ValidationFailed("Ensure this field has no more than 10000 characters." if too_long else "Not a valid string.",
+                               code="max_length" if too_long else "invalid_input", attr="context") from None
+    return await suggest(session, insight=insight, environment=ctx.env, clickhouse=request.app.state.clickhouse,
+                         settings=request.app.state.settings, context=parsed.context)
 
 
 @router.get("/{ref}/activity/", responses=ERRORS)
