@@ -217,6 +217,27 @@ async def _http_exception_handler(request: Request, exc: StarletteHTTPException)
     return error_response(err)
 
 
+def _bad_value_for_database(exc: Exception) -> AppError | None:
+    """PostgreSQL data exceptions (SQLSTATE class 22) and asyncpg's refusals to bind a value are the
+    client's input, not our failure: a NUL in a text field, an integer past a column's range."""
+    import asyncpg
+
+    cause = getattr(exc, "orig", None)
+    cause = getattr(cause, "__cause__", None) or cause
+    if not isinstance(cause, asyncpg.exceptions.DataError):
+        return None
+    if getattr(cause, "sqlstate", None) in ("22021", "22P05") or "0x00" in str(cause):
+        return ValidationFailed("Text may not contain NUL (\\u0000) characters.")
+    return ValidationFailed("A value is out of the supported range.")
+
+
+async def _database_error_handler(request: Request, exc: Exception) -> Response:
+    err = _bad_value_for_database(exc)
+    if err is None:
+        return await _unhandled_handler(request, exc)
+    return error_response(err)
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
     return error_response(AppError())
@@ -226,6 +247,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)  # type: ignore[arg-type]
+    from sqlalchemy.exc import DBAPIError
+
+    app.add_exception_handler(DBAPIError, _database_error_handler)
     app.add_exception_handler(Exception, _unhandled_handler)
 
 

@@ -66,6 +66,25 @@ async def _first_start(backends: Backends) -> None:
                                  events=backends.settings.demo_events)
 
 
+def _declare_environment_id(operation: dict) -> None:
+    """`authorize` reads `environment_id` from the path itself (a bad one is 404 `Project not found.`,
+    not a 400), so FastAPI never sees it as a parameter; without this the path template names a
+    parameter the operation does not define, which breaks generated clients and schema fuzzers."""
+    params = operation.setdefault("parameters", [])
+    if not any(p.get("in") == "path" and p.get("name") == "environment_id" for p in params):
+        params.insert(0, {"name": "environment_id", "in": "path", "required": True,
+                          "schema": {"type": "integer", "title": "Environment Id"}})
+
+
+def _validation_errors_are_400(operation: dict) -> None:
+    """FastAPI documents request validation as 422 `HTTPValidationError`; our handler answers those
+    with 400 in the error envelope (spec/API.md §1.6), so document what is actually sent."""
+    responses = operation.get("responses", {})
+    if responses.pop("422", None) is not None and "400" not in responses:
+        responses["400"] = {"description": "Validation error", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+
+
 def create_app(settings: Settings, *, backends: Backends | None = None, first_start: bool = False) -> FastAPI:
     """Build the app. With `backends` given (tests), the caller owns them; otherwise the lifespan
     opens and closes them."""
@@ -145,6 +164,10 @@ def create_app(settings: Settings, *, backends: Backends | None = None, first_st
             if path.startswith("/api/"):
                 for operation in methods.values():
                     operation["security"] = [{"PersonalAPIKey": []}]
+                    if "{environment_id}" in path:
+                        _declare_environment_id(operation)
+            for operation in methods.values():
+                _validation_errors_are_400(operation)
         app.openapi_schema = schema
         return schema
 

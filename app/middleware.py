@@ -51,11 +51,13 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        responded = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 status = message["status"]
+                responded = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(SECURITY_HEADERS)
@@ -64,6 +66,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Starlette answers unhandled errors in ServerErrorMiddleware, outside this one, so its 500
+            # would lack the security headers and the request id: answer it here instead.
+            if responded:
+                raise
+            log.exception("unhandled error", extra={"path": scope.get("path")})
+            await _send_error(send_with_headers, AppError())
         finally:
             log.info(
                 "request",

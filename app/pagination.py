@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from fastapi import Request
 
 DEFAULT_LIMIT = 100
+# No maximum (§1.7), but PostgreSQL's LIMIT/OFFSET are bigints: larger values mean "all" / "past the end".
+_MAX = 2**63 - 1
 
 
 def replace_query_params(url: str, **changes: object) -> str:
@@ -47,7 +49,7 @@ class Page:
             offset = max(0, int(raw_offset)) if raw_offset is not None else 0
         except ValueError:
             offset = 0
-        return cls(limit=limit, offset=offset)
+        return cls(limit=min(limit, _MAX), offset=min(offset, _MAX))
 
     def links(self, request: Request, count: int) -> tuple[str | None, str | None]:
         url = str(request.url)

@@ -107,3 +107,27 @@ class TestEnvelope:
         assert r.headers["x-content-type-options"] == "nosniff"
         r = await client.get("/_health", headers={"X-Request-ID": "bad id with spaces"})
         assert r.headers["x-request-id"] != "bad id with spaces"
+
+
+class TestDatabaseRefusals:
+    """Values PostgreSQL cannot store are the client's error (400 envelope), never a 500. Found by
+    the abuse checks of issue 9: a NUL in a name, a page number past bigint."""
+
+    @pytest.mark.parametrize("path,method", [("insights/", "POST"), ("dashboards/", "POST"), ("", "PATCH")])
+    async def test_nul_in_body_text(self, client, env: TestEnv, path, method):
+        r = await client.request(method, f"/api/environments/{env.id}/{path}", headers=env.headers,
+                                 json={"name": "a\u0000b"})
+        assert r.status_code == 400, r.text
+        assert r.json() == {"type": "validation_error", "code": "invalid_input",
+                            "detail": "Text may not contain NUL (\\u0000) characters.", "attr": None}
+
+    async def test_nul_in_query_and_path(self, client, env: TestEnv):
+        for url in ("property_definitions/?search=%00", "insights/?short_id=%00", "insights/%00/"):
+            r = await client.get(f"/api/environments/{env.id}/{url}", headers=env.headers)
+            assert r.status_code == 400 and r.json()["type"] == "validation_error", (url, r.text)
+
+    async def test_out_of_range_number(self, client, env: TestEnv):
+        r = await client.get(f"/api/environments/{env.id}/insights/activity/?limit=99999999999999999999",
+                             headers=env.headers)
+        assert r.status_code == 400
+        assert r.json()["detail"] == "A value is out of the supported range."

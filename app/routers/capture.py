@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from app.errors import AppError
+from app.errors import AppError, error_responses
 from app.ingestion import metrics
 from app.ingestion.capture import CaptureRequest, capture_v0, capture_v1
 from app.ingestion.decode import LIMIT_BATCH, LIMIT_E, LIMIT_REPLAY
@@ -16,6 +16,8 @@ from app.ingestion.service import normalize_token
 router = APIRouter(tags=["capture"], include_in_schema=True)
 
 OK = {"status": 1}
+# What capture answers besides 200 (spec/INGESTION.md §6), so the OpenAPI names every status it sends.
+_ERRORS = error_responses(400, 401, 413, 415, 503)
 _V0_PATHS = ("/batch", "/e", "/i/v0/e", "/capture", "/track", "/engage")
 _METHODS = ["POST", "GET", "OPTIONS"]
 
@@ -93,7 +95,8 @@ def _register(path: str, endpoint, methods: list[str], summary: str | None) -> N
             suffix = "slash" if variant.endswith("/") else "bare"
             operation_id = f"capture_{method.lower()}_{variant.strip('/').replace('/', '_')}_{suffix}"
             router.add_api_route(variant, endpoint, methods=[method], include_in_schema=documented,
-                                 summary=summary, response_model=None, operation_id=operation_id)
+                                 summary=summary, response_model=None, operation_id=operation_id,
+                                 responses=_ERRORS)
 
 
 for _path in _V0_PATHS:

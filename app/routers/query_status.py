@@ -38,5 +38,9 @@ async def get_query_status(request: Request, query_id: str, ctx: ReadCtx) -> Res
 @router.delete("/{query_id}/", status_code=204, responses=error_responses(403, 404, 429))
 async def cancel_query(request: Request, query_id: str, session: SessionDep, ctx: ReadCtx) -> Response:
     """Cancel a queued or running calculation."""
-    await make_runner(request, session, ctx).cancel(query_id)
+    # 404 like GET when this environment has no such calculation: another environment's query id
+    # (a cache key) must not get a success answer here, even though cancel() could not reach it.
+    known = await cache.load_status(request.app.state.redis, ctx.env.id, query_id) is not None
+    if not await make_runner(request, session, ctx).cancel(query_id) and not known:
+        raise NotFound()
     return Response(status_code=204)

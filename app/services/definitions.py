@@ -51,6 +51,9 @@ async def list_property_definitions(
 async def update_property_type(
     session: AsyncSession, *, environment_id: int, definition_id: int, property_type: str | None
 ) -> PropertyDefinition:
+    # An id past the int4 column's range names no row; the driver would refuse to bind it (500).
+    if not 0 < definition_id <= 2**31 - 1:
+        raise NotFound()
     definition = await session.scalar(select(PropertyDefinition).where(
         PropertyDefinition.id == definition_id, PropertyDefinition.environment_id == environment_id))
     if definition is None:

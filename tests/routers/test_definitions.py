@@ -82,3 +82,11 @@ class TestApi:
 
     async def test_requires_auth(self, client, env):
         assert (await client.get(url(env, "property_definitions/"))).status_code in (401, 403)
+
+    async def test_patch_id_out_of_int4_range_is_404(self, client, env):
+        # Found by the schemathesis run (tests/test_fuzz.py): asyncpg refused to bind the id → 500.
+        for pid in (2**31, 6459038828133860983, 0):
+            r = await client.patch(url(env, f"property_definitions/{pid}/"), json={"property_type": "String"},
+                                   headers=env.headers)
+            assert r.status_code == 404, (pid, r.text)
+            assert r.json()["code"] == "not_found"

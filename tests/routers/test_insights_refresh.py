@@ -228,6 +228,11 @@ class TestCancel:
         assert r.status_code == 400 and r.json() == {"type": "validation_error", "code": "invalid_input",
                                                      "detail": "Field is required.", "attr": "client_query_id"}
 
+    async def test_delete_unknown_query_id_is_404(self, client, env, other_env, backends):
+        # Was 204 for any id, including another environment's cache key (tests/test_isolation.py).
+        r = await client.delete(f"/api/environments/{env.id}/query/cache_{other_env.id}_abc/", headers=env.headers)
+        assert r.status_code == 404 and r.json()["code"] == "not_found"
+
     async def test_unknown_id_is_201_empty(self, client, env):
         r = await client.post(f"/api/environments/{env.id}/insights/cancel/", json={"client_query_id": "nope"},
                               headers=env.headers)
@@ -333,7 +338,7 @@ class TestLifetimes:
 
     async def test_unsupported_kind_does_not_fail_a_list(self, client, env, frozen):
         await make(client, env)
-        await make(client, env, {"kind": "DataTableNode", "source": {"kind": "HogQLQuery", "query": "select 1"}})
+        await make(client, env, {"kind": "DataTableNode", "source": {"kind": "EventsQuery", "select": ["event"]}})
         r = await client.get(f"/api/environments/{env.id}/insights/?refresh=blocking", headers=env.headers)
         assert r.status_code == 200
         sql = [i for i in r.json()["results"] if i["query"]["kind"] == "DataTableNode"][0]
