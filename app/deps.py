@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import auth
 from app.db import get_session
-from app.errors import NotFound
+from app.errors import NotFound, ParseError
 from app.models import Environment, User
 from app.query_engine.executor.base import ClickHouseExecutor
 from app.settings import Settings
@@ -54,6 +54,17 @@ async def _json_body(request: Request) -> Any:
         return orjson.loads(await request.body())
     except orjson.JSONDecodeError:
         return None  # the route's own body parsing reports the parse error
+
+
+async def read_json_body(request: Request) -> Any:
+    """A route's own JSON body: empty → {}, malformed → 400 parse_error (§1.1)."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"JSON parse error - {exc}") from None
 
 
 def _parse_environment_id(raw: str) -> int:

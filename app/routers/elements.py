@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from app.deps import ClickHouseDep, Context, SessionDep, SettingsDep, authorize
-from app.errors import MethodNotAllowed, ParseError, error_responses
+from app.deps import ClickHouseDep, Context, SessionDep, SettingsDep, authorize, read_json_body
+from app.errors import MethodNotAllowed, error_responses
 from app.pagination import Page, replace_query_params
 from app.schemas.common import Paginated
 from app.schemas.elements import ElementRead, ElementStatsPage, ElementValue
@@ -51,13 +51,7 @@ async def _body(request: Request) -> Any:
             else:
                 data[key] = values[-1]
         return data
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ParseError(f"JSON parse error - {exc}") from None
+    return await read_json_body(request)
 
 
 def _read(element) -> ElementRead:

@@ -8,8 +8,8 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from app.deps import Context, SessionDep, authorize
-from app.errors import AppError, NotFound, ParseError, ValidationFailed, error_responses
+from app.deps import Context, SessionDep, authorize, read_json_body
+from app.errors import AppError, NotFound, ValidationFailed, error_responses
 from app.services import activity as activity_service
 from app.services import insights as service
 from app.services import insights_views as views
@@ -56,16 +56,6 @@ async def _respond(request: Request, work) -> Response:
     return _render(request, body, csv=csv)
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ParseError(f"JSON parse error - {exc}") from None
-
-
 @router.get("/", responses=ERRORS)
 async def list_insights(request: Request, session: SessionDep, ctx: ReadCtx) -> Response:
     """List saved insights with filters, search and results per the refresh mode."""
@@ -75,7 +65,7 @@ async def list_insights(request: Request, session: SessionDep, ctx: ReadCtx) -> 
 @router.post("/", status_code=201, responses=ERRORS)
 async def create_insight(request: Request, session: SessionDep, ctx: WriteCtx) -> Response:
     """Create an insight."""
-    body = await _json_body(request)
+    body = await read_json_body(request)
     result = await views.create_view(request, session, ctx, body)
     return _render(request, result, 201, csv=False)
 
@@ -89,7 +79,7 @@ async def environment_activity(request: Request, session: SessionDep, ctx: Activ
 @router.post("/cancel/", status_code=201, responses=ERRORS)
 async def cancel_query(request: Request, session: SessionDep, ctx: WriteCtx) -> Response:
     """Stop a running query of this environment tagged with `client_query_id`."""
-    body = await _json_body(request)
+    body = await read_json_body(request)
     if not isinstance(body, dict) or "client_query_id" not in body:
         raise ValidationFailed("Field is required.", code="invalid_input", attr="client_query_id")
     runner = views.make_runner(request, session, ctx)
@@ -106,14 +96,14 @@ async def retrieve_insight(request: Request, ref: str, session: SessionDep, ctx:
 @router.patch("/{ref}/", responses=ERRORS)
 async def patch_insight(request: Request, ref: str, session: SessionDep, ctx: WriteCtx) -> Response:
     """Update an insight; `deleted` soft-deletes or restores it."""
-    body = await _json_body(request)
+    body = await read_json_body(request)
     return _render(request, await views.update_view(request, session, ctx, ref, body), csv=False)
 
 
 @router.put("/{ref}/", responses=ERRORS)
 async def put_insight(request: Request, ref: str, session: SessionDep, ctx: WriteCtx) -> Response:
     """Same as PATCH; no field is required."""
-    body = await _json_body(request)
+    body = await read_json_body(request)
     return _render(request, await views.update_view(request, session, ctx, ref, body), csv=False)
 
 
@@ -144,7 +134,7 @@ async def insight_suggestions(request: Request, ref: str, session: SessionDep, c
     from app.schemas.insight_analysis import SuggestionsBody
     from app.services.insight_suggestions import suggest
 
-    body = await _json_body(request) if request.method == "POST" else {}
+    body = await read_json_body(request) if request.method == "POST" else {}
     insight = await service.get_insight(session, ctx.env.id, ref, short_id=request.query_params.get("short_id"))
     try:  # object lookup (404) before validation (400), as §1.5 orders them
         parsed = SuggestionsBody.model_validate(body if isinstance(body, dict) else {"context": body})

@@ -99,3 +99,14 @@ async def _event_stats(clickhouse: ClickHouseExecutor, environment_id: int,
         parsed = datetime.fromisoformat(str(last_seen)).replace(tzinfo=timezone.utc) if last_seen else None
         stats[name] = (int(volume), parsed)
     return stats
+
+
+async def property_types(session: AsyncSession, environment_id: int) -> dict[tuple[int, int, str], str]:
+    """(type, group_type_index, name) → property_type of every typed definition, for the query
+    engine's comparisons (one statement per query)."""
+    rows = await session.execute(
+        select(PropertyDefinition.type, PropertyDefinition.group_type_index, PropertyDefinition.name,
+               PropertyDefinition.property_type)
+        .where(PropertyDefinition.environment_id == environment_id, PropertyDefinition.property_type.is_not(None))
+    )
+    return {(t, g, n): pt for t, g, n, pt in rows.all()}

@@ -16,14 +16,14 @@ from typing import Any, Callable
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import QueryParams
 
 from app import clock
+from app.services.definitions import property_types
 from app.elements_chain import attribute_filter, parse_chain
 from app.errors import QueryError, ValidationFailed
-from app.models import Environment, PropertyDefinition
+from app.models import Environment
 from app.query_engine import ir
 from app.query_engine.dates import END_OF_DAY, parse_date
 from app.query_engine.executor.base import ClickHouseExecutor
@@ -166,15 +166,6 @@ def parse_params(query: QueryParams, environment: Environment) -> StatsParams:
     )
 
 
-async def _property_types(session: AsyncSession, environment_id: int) -> dict[tuple[int, int, str], str]:
-    rows = await session.execute(
-        select(PropertyDefinition.type, PropertyDefinition.group_type_index, PropertyDefinition.name,
-               PropertyDefinition.property_type)
-        .where(PropertyDefinition.environment_id == environment_id, PropertyDefinition.property_type.is_not(None))
-    )
-    return {(t, g, n): pt for t, g, n, pt in rows.all()}
-
-
 def _test_account_filters(environment: Environment) -> list[Any]:
     try:
         return PropertyFilterList(filters=environment.test_account_filters or []).filters
@@ -296,7 +287,7 @@ async def element_stats(
     """(the page's `results` as JSON bytes, whether more rows exist)."""
     scope = Scope(team_id=environment.id, timezone=environment.timezone or "UTC", now=clock.now(),
                   week_start_day=environment.week_start_day or 0,
-                  property_types=await _property_types(session, environment.id))
+                  property_types=await property_types(session, environment.id))
     tests = _test_account_filters(environment) if params.filter_test_accounts else []
     sql, sql_params = build_stats_sql(params, scope, tests)
     result = await run_clickhouse(clickhouse, sql, sql_params, settings=settings, max_rows=params.limit + 1)

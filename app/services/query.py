@@ -12,13 +12,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import clock
+from app.services.definitions import property_types
 from app.errors import QueryError, QueryTimeout, ServiceUnavailable
 from app.models import Environment
-from app.models.definitions import PropertyDefinition
 from app.query_engine.dates import iso
 from app.query_engine.executor.base import (
     ClickHouseCancelled, ClickHouseError, ClickHouseExecutor, ClickHouseTimeout, ClickHouseUnavailable, ExecuteSettings,
@@ -77,15 +76,6 @@ def cache_key(*, environment: Environment, query_json: dict[str, Any]) -> str:
     return f"cache_{environment.id}_{digest}"
 
 
-async def _property_types(session: AsyncSession, environment_id: int) -> dict[tuple[int, int, str], str]:
-    rows = await session.execute(
-        select(PropertyDefinition.type, PropertyDefinition.group_type_index, PropertyDefinition.name,
-               PropertyDefinition.property_type)
-        .where(PropertyDefinition.environment_id == environment_id, PropertyDefinition.property_type.is_not(None))
-    )
-    return {(t, g, n): pt for t, g, n, pt in rows.all()}
-
-
 def _test_account_filters(environment: Environment) -> list[Any]:
     raw = environment.test_account_filters or []
     try:
@@ -123,7 +113,7 @@ async def run_query(
         timezone=timezone if modifiers.get("convertToProjectTimezone", True) else "UTC",
         now=clock.now(),
         week_start_day=environment.week_start_day or 0,
-        property_types=await _property_types(session, environment.id),
+        property_types=await property_types(session, environment.id),
         poe_mode=PersonsOnEventsMode(modifiers["personsOnEventsMode"]),
     )
     query_id = client_query_id or uuid.uuid4().hex
