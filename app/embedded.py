@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 APP_DATABASE = "tally"
 UNIX_PATH_MAX = 100
+MIN_FREE_BYTES = 64 * 2**20  # initdb alone writes ~40 MiB
 
 
 class EmbeddedStartError(RuntimeError):
@@ -44,6 +46,11 @@ def ensure_data_dir(path: Path) -> Path:
         probe.unlink()
     except OSError as exc:
         raise EmbeddedStartError(f"data dir {path} is not writable: {exc.strerror or exc}") from exc
+    free = shutil.disk_usage(path).free
+    if free < MIN_FREE_BYTES:
+        # Otherwise initdb dies half-way with a wrapped CalledProcessError that hides "No space left".
+        raise EmbeddedStartError(f"data dir {path} has only {free // 2**20} MiB free; "
+                                 f"at least {MIN_FREE_BYTES // 2**20} MiB are needed (disk full?)")
     return path
 
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -238,9 +240,35 @@ async def _database_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(err)
 
 
+def _database_unavailable(exc: BaseException) -> bool:
+    """PostgreSQL unreachable, restarting or shutting down: a 503 to retry, not a 500 bug. Connect
+    failures reach us as the bare OSError asyncpg raised; broken connections and refusals as DBAPIErrors."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        cause = getattr(exc.orig, "__cause__", None) or exc.orig
+        return isinstance(cause, (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+                                  OSError))
+    if isinstance(exc, OSError):
+        frames = traceback.extract_tb(exc.__traceback__)
+        return any(f"{os.sep}asyncpg{os.sep}" in frame.filename for frame in frames)
+    return False
+
+
+def unhandled_error(exc: BaseException, path: str | None) -> AppError:
+    """The answer to an exception nothing translated: 503 when PostgreSQL is unreachable, else 500."""
+    if _database_unavailable(exc):
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc, extra={"path": path})
+        return ServiceUnavailable(headers={"Retry-After": "5"})
+    log.exception("unhandled error", extra={"path": path})
+    return AppError()
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", extra={"path": request.url.path})
-    return error_response(AppError())
+    return error_response(unhandled_error(exc, request.url.path))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 import uuid
 
@@ -12,7 +13,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import AppError, PayloadTooLarge, UnsupportedMediaType
+from app.errors import AppError, PayloadTooLarge, UnsupportedMediaType, unhandled_error
 from app.logs import request_id_var
 
 log = logging.getLogger("app.access")
@@ -71,8 +72,7 @@ class RequestContextMiddleware:
             # would lack the security headers and the request id: answer it here instead.
             if responded:
                 raise
-            log.exception("unhandled error", extra={"path": scope.get("path")})
-            await _send_error(send_with_headers, AppError())
+            await _send_error(send_with_headers, unhandled_error(sys.exc_info()[1], scope.get("path")))
         finally:
             log.info(
                 "request",

@@ -142,6 +142,25 @@ class TestCommands:
         assert out.returncode == 1
         assert "data dir" in out.stderr and "Traceback" not in out.stderr
 
+    def _serve_in_mount_namespace(self, data: Path, mount: str) -> subprocess.CompletedProcess:
+        # A private mount namespace (root, as on the dev and CI machines): the mount is real for the
+        # server and vanishes with it, leaving the host untouched.
+        script = f"{mount} {data} && exec {sys.executable} -m app serve --port {_free_port()}"
+        return subprocess.run(["unshare", "--mount", "sh", "-c", script], cwd=ROOT, env=_env(data),
+                              capture_output=True, text=True, timeout=60)
+
+    def test_read_only_bind_data_dir_is_clear(self, tmp_path):
+        # Mode bits do not stop root; a read-only bind mount does.
+        out = self._serve_in_mount_namespace(tmp_path, "mount --bind -o ro {0}".format(tmp_path))
+        assert out.returncode == 1, out.stderr
+        assert "data dir" in out.stderr and "Read-only file system" in out.stderr and "Traceback" not in out.stderr
+
+    def test_full_disk_data_dir_is_clear(self, tmp_path):
+        # 512 KiB of tmpfs: the write probe fits, PostgreSQL's initdb would not.
+        out = self._serve_in_mount_namespace(tmp_path, "mount -t tmpfs -o size=512k tmpfs")
+        assert out.returncode == 1, out.stderr
+        assert "data dir" in out.stderr and "MiB free" in out.stderr and "Traceback" not in out.stderr
+
     def test_worker_needs_clickhouse_url(self, tmp_path):
         out = _run(["worker"], _env(tmp_path))
         assert out.returncode == 1 and "APP_CLICKHOUSE_URL" in out.stderr

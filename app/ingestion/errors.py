@@ -28,3 +28,9 @@ class CaptureUnavailable(AppError):
     type = "server_error"
     code = "storage_unavailable"
     default_detail = "Event storage is temporarily unavailable, retry later."
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, detail: str | None = None, **kwargs) -> None:
+        super().__init__(detail, **kwargs)
+        # SDKs back off on Retry-After; without it a 503 is retried at once or dropped.
+        self.headers.setdefault("Retry-After", str(self.RETRY_AFTER_SECONDS))

@@ -285,7 +285,12 @@ class QueryRunner:
             mode, _ = cache.parse_refresh(refresh)
         key = cache_key(environment=self.env, query_json=query_json)
         item = Item(query=query_json)
-        entry = None if mode in (cache.FORCE_ASYNC, cache.FORCE_BLOCKING) else (await cache.get_entries(self.redis, [key]))[0]
+        entry = None
+        if mode not in (cache.FORCE_ASYNC, cache.FORCE_BLOCKING):
+            try:
+                entry = (await cache.get_entries(self.redis, [key]))[0]
+            except RedisError:  # blocking modes still compute; background modes fail below as before
+                log.warning("redis unavailable: the query is a cache miss")
         if entry is not None and (mode == cache.FORCE_CACHE or not cache.is_stale(entry, lazy=mode == cache.LAZY_ASYNC)):
             hit = cache.patch_custom_names(entry, query_json)
             hit.pop("_interval", None)
