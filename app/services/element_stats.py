@@ -29,7 +29,7 @@ from app.query_engine.dates import END_OF_DAY, parse_date
 from app.query_engine.executor.base import ClickHouseExecutor
 from app.query_engine.printer import Printer
 from app.query_engine.properties import filter_expr, filters_expr
-from app.query_engine.scope import Scope
+from app.query_engine.scope import EVENTS_ALIAS, Scope
 from app.schemas.query.properties import PropertyFilterList, PropertyGroupFilterValue, PropertyItem
 from app.services.elements import run_clickhouse
 from app.settings import Settings
@@ -198,29 +198,28 @@ def build_stats_sql(params: StatsParams, scope: Scope, test_account_filters: lis
         raise _invalid(exc.detail) from None
     except RecursionError:
         raise _invalid("properties are nested too deeply") from None
-    printer = Printer()
-    try:
-        where = printer.visit(ir.and_(*conditions))
-    except RecursionError:
-        raise _invalid("properties are nested too deeply") from None
-    joins = "".join("\n" + printer.visit(join) for join in scope.build_joins())
-    sample = ""
+    sample = None
     if params.sampling_factor < 1:
         # At least one millionth: a tiny factor must not round to SAMPLE 0.
         frac = max(Fraction(params.sampling_factor).limit_denominator(1_000_000), Fraction(1, 1_000_000))
-        sample = " " + printer.visit(ir.Sample(frac.numerator, frac.denominator))
-    # limit + 1 rows tell whether a next page exists. The hash tie-break keeps pages stable.
-    sql = (
-        "SELECT `e`.`elements_chain` AS chain, `e`.`event` AS event_type, count() AS occurrences,"
-        " cityHash64(`e`.`elements_chain`) AS chain_hash\n"
-        f"FROM `events` AS `e`{sample}{joins}\n"
-        f"WHERE {where}\n"
-        "GROUP BY `e`.`elements_chain`, `e`.`event`\n"
-        "ORDER BY occurrences DESC, chain_hash ASC, event_type ASC\n"
-        # An offset past any possible row count is just an empty page (ClickHouse refuses > UInt64).
-        f"LIMIT {int(params.limit) + 1} OFFSET {min(int(params.offset), 2**62)}"
+        sample = ir.Sample(frac.numerator, frac.denominator)
+    chain, event = scope.col("elements_chain"), scope.col("event")
+    select = ir.Select(
+        columns=(ir.Alias(chain, "chain"), ir.Alias(event, "event_type"), ir.Alias(ir.call("count"), "occurrences"),
+                 ir.Alias(ir.call("cityHash64", chain), "chain_hash")),
+        from_=ir.Table("events"), from_alias=EVENTS_ALIAS, sample=sample, joins=tuple(scope.build_joins()),
+        where=ir.and_(*conditions), group_by=(chain, event),
+        # The hash tie-break keeps pages stable.
+        order_by=(ir.OrderBy(ir.Column("occurrences"), ir.Direction.DESC), ir.OrderBy(ir.Column("chain_hash")),
+                  ir.OrderBy(ir.Column("event_type"))),
+        # limit + 1 rows tell whether a next page exists; an offset past any possible row count is
+        # just an empty page (ClickHouse refuses offsets above UInt64).
+        limit=int(params.limit) + 1, offset=min(int(params.offset), 2**62),
     )
-    return sql, printer.params
+    try:
+        return Printer().print(select)
+    except RecursionError:
+        raise _invalid("properties are nested too deeply") from None
 
 
 class _ElementsCache:

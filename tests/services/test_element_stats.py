@@ -29,7 +29,7 @@ class TestStatsSql:
         scope = Scope(team_id=42, timezone="Europe/Berlin", now=datetime(2026, 11, 20, tzinfo=timezone.utc))
         sql, values = build_stats_sql(params, scope, [])
         assert "DROP" not in sql and HOSTILE in values.values()
-        assert "LIMIT 11 OFFSET 5" in sql and "SAMPLE 1/4" in sql
+        assert "LIMIT 11\nOFFSET 5" in sql and "SAMPLE 1/4" in sql
         assert values["p0"] == 42 and values["p1"] == ["$rageclick"]
         assert "GROUP BY `e`.`elements_chain`, `e`.`event`" in sql
 
