@@ -15,6 +15,7 @@ from app import clock
 from app.models import Environment, Organization
 from app.schemas.query import ChartDisplayType
 from tests.conftest import TestEnv
+from tests.routers.insight_helpers import create_insight
 from tests.query_engine.helpers import insert_events
 
 T0 = "2020-01-12T12:00:00Z"  # 12 January is the current, incomplete day
@@ -47,10 +48,7 @@ async def data(backends, env):
 
 
 async def make(client, env: TestEnv, query) -> dict:
-    r = await client.post(f"/api/environments/{env.id}/insights/", json={"name": "I", "query": query},
-                          headers=env.headers)
-    assert r.status_code == 201, r.text
-    return r.json()
+    return await create_insight(client, env, query)
 
 
 async def analyze(client, env: TestEnv, insight: dict, headers=None, status: int = 200) -> dict:

@@ -11,6 +11,7 @@ from app import clock
 from app.services import insight_cache as cache
 from app.services.query_runner import executions_key
 from tests.conftest import TestEnv
+from tests.routers.insight_helpers import create_insight
 from tests.query_engine.helpers import insert_events
 
 TRENDS = {"kind": "TrendsQuery", "series": [{"kind": "EventsNode", "event": "$pageview"}],
@@ -30,10 +31,7 @@ async def frozen(backends, env):
 
 
 async def make(client, env: TestEnv, query=VIZ, **extra) -> dict:
-    r = await client.post(f"/api/environments/{env.id}/insights/", json={"name": "I", "query": query, **extra},
-                          headers=env.headers)
-    assert r.status_code == 201, r.text
-    return r.json()
+    return await create_insight(client, env, query, **extra)
 
 
 async def get(client, env: TestEnv, insight: dict, refresh: str | None = None, headers=None, extra: str = "") -> dict:

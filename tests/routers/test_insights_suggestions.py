@@ -8,6 +8,7 @@ import pytest
 from app import clock
 from app.services.insight_suggestions import PROPERTY_SPLIT_SQL
 from tests.conftest import TestEnv
+from tests.routers.insight_helpers import create_insight
 from tests.query_engine.helpers import insert_events
 
 T0 = "2020-01-12T12:00:00Z"
@@ -44,10 +45,7 @@ async def data(backends, env):
 
 
 async def make(client, env: TestEnv, query) -> dict:
-    r = await client.post(f"/api/environments/{env.id}/insights/", json={"name": "I", "query": query},
-                          headers=env.headers)
-    assert r.status_code == 201, r.text
-    return r.json()
+    return await create_insight(client, env, query)
 
 
 async def suggestions(client, env: TestEnv, insight: dict, *, context=None, headers=None, status=200):
