@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     rate_limit_insight_per_hour: int = Field(default=1200, ge=1)
     rate_limit_element_per_minute: int = Field(default=480, ge=1)
     rate_limit_element_per_hour: int = Field(default=4800, ge=1)
+    # Every other keyed route (environments, definitions, dashboards): PostHog's general pair.
+    rate_limit_default_per_minute: int = Field(default=480, ge=1)
+    rate_limit_default_per_hour: int = Field(default=4800, ge=1)
+    # In-process cache of authenticated keys, environments and memberships (seconds; 0 disables).
+    # Writes through this process invalidate it at once; other processes see changes within it.
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+
+    # Capture rate limit per project token (INGESTION.md §6), shared by every process through Redis:
+    # events per second averaged over a fixed window (0 = off, the default). "reject" answers 429
+    # (SDKs retry later); "drop" answers 200 and discards the excess, like a billing quota.
+    capture_rate_limit_events_per_second: int = Field(default=0, ge=0)
+    capture_rate_limit_window_seconds: int = Field(default=10, ge=1, le=3600)
+    capture_rate_limit_mode: Literal["reject", "drop"] = "reject"
 
     # Demo events generated for the default environment on the very first start of `serve`
     # (0 disables; tests use 0).
@@ -66,6 +79,19 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_api_key: SecretStr = SecretStr("")
     llm_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    # Abuse limits of the `/api/` routes (issue 9; capture keeps its spec/INGESTION.md §7 limits):
+    # request body size (413, at most max_body_bytes) and JSON nesting depth (400 parse_error).
+    # list_max_limit caps `limit` on list routes silently (no 400); unset = no cap (spec/API.md §1.7).
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    api_max_json_depth: int = Field(default=64, ge=8, le=512)
+    list_max_limit: int | None = Field(default=None, ge=1)
+    # Blocking query executions running at once per environment (app/services/query_runner.py reads
+    # it); more → 429 throttled_error with Retry-After (insights: the §3.4 failure status). Not affected by APP_RATE_LIMITS.
+    query_concurrency_limit: int = Field(default=10, ge=1, le=1000)
+
+    # HogQL (issue 7/9): longest accepted HogQL text, in characters (longer → 400 validation_error).
+    hogql_max_length: int = Field(default=100_000, ge=1_000, le=10_000_000)
 
     @field_validator("frozen_now")
     @classmethod

@@ -3,12 +3,14 @@ IR nodes, calls → the allowlist of functions.py, fields → the catalog of tab
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from app.hogql import functions as F
-from app.hogql.parse import PLACEHOLDER_PREFIX
+from app.hogql.calls import WindowsAndLambdas
+from app.hogql.parse import PLACEHOLDER_PREFIX, VARIABLE_PREFIX
 from app.hogql.tables import EVENT_COLUMNS, EVENT_TIMESTAMPS, FIELDS, HAS_PROPERTIES, json_path
 from app.models.definitions import EVENT_PROPERTY, PERSON_PROPERTY
 from app.query_engine import ir
@@ -23,8 +25,8 @@ _CASTS = {"string": "toString", "text": "toString", "float": "toFloat", "double"
 _INTERVALS = {"second", "minute", "hour", "day", "week", "month", "quarter", "year"}
 
 
-class Expressions:
-    """Needs from its host: `fail`, `query`, `tz`, `property_types`, `values`."""
+class Expressions(WindowsAndLambdas):
+    """Needs from its host: `fail`, `query`, `order`, `tz`, `property_types`, `values`, `variables`."""
 
     # --- expressions -----------------------------------------------------------------------------
 
@@ -88,6 +90,13 @@ class Expressions:
             return self.special(mapped, [node.this], ctx, node)
         if isinstance(node, (exp.Column, exp.Dot, exp.Bracket)):
             return self.field(node, ctx)
+        if isinstance(node, exp.Identifier):  # sqlglot leaves a lambda's arguments bare in its body
+            if node.name in ctx.lambdas:
+                return ir.Column(ctx.lambdas[node.name])
+            raise self.fail(f"Unknown field {node.name[:120]!r}", node)
+        if isinstance(node, exp.Lambda):
+            raise self.fail("A lambda (x -> …) is only allowed as the first argument of "
+                            + ", ".join(sorted(F.HIGHER_ORDER)), node)
         if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc, exp.CombinedAggFunc, exp.ParameterizedAgg)):
             return self.function(node, ctx)
         if isinstance(node, exp.Window):
@@ -95,18 +104,6 @@ class Expressions:
         if isinstance(node, (exp.Subquery, exp.Select, exp.Union)):
             return ir.Subquery(self.query(node, ctx.ctes)[0])
         raise self.fail(f"Unsupported syntax {node.key.upper()}", node)
-
-    def window(self, node: exp.Window, ctx: Ctx) -> ir.Expr:
-        # OVER (PARTITION BY … ORDER BY …) only: frames and named windows are not supported.
-        if node.args.get("spec") or node.args.get("alias") or node.args.get("first") is not None:
-            raise self.fail("Only OVER (PARTITION BY … ORDER BY …) is supported, without a frame or a window name",
-                            node)
-        call = self.expr(node.this, ctx)
-        if not isinstance(call, ir.Call):
-            raise self.fail("OVER needs a function call", node)
-        order = node.args.get("order")
-        return ir.Window(call, tuple(self.expr(e, ctx) for e in node.args.get("partition_by") or []),
-                         tuple(self.order(o, ctx) for o in (order.expressions if order else [])))
 
     def literal(self, node: exp.Literal) -> ir.Param:
         if node.is_string:
@@ -131,9 +128,12 @@ class Expressions:
             right: ir.Expr = ir.Subquery(self.query(node.args["query"], ctx.ctes)[0])
         elif node.expressions:
             right = ir.call("tuple", *(self.expr(e, ctx) for e in node.expressions))
-        elif isinstance(node.args.get("field"), exp.Column) and node.args["field"].name.startswith(PLACEHOLDER_PREFIX):
+        elif isinstance(node.args.get("field"), exp.Column) and node.args["field"].name.startswith(
+                (PLACEHOLDER_PREFIX, VARIABLE_PREFIX)):
             # `x IN {ids}` only: ClickHouse would read `x IN name` as a whole table.
-            right = self.placeholder(node.args["field"].name[len(PLACEHOLDER_PREFIX):], node)
+            marker = node.args["field"].name
+            right = self.placeholder(marker[len(PLACEHOLDER_PREFIX):], node) if marker.startswith(
+                PLACEHOLDER_PREFIX) else self.variable(marker[len(VARIABLE_PREFIX):], node)
             if not (isinstance(right, ir.Call) and right.fn == "tuple"):
                 right = ir.call("tuple", right)
         else:
@@ -161,11 +161,15 @@ class Expressions:
             amount = self.expr(value, ctx)
         return ir.call(f"toInterval{unit.capitalize()}", amount)
 
-    def function(self, node: exp.Expression, ctx: Ctx) -> ir.Expr:
+    def function(self, node: exp.Expression, ctx: Ctx, over: bool = False) -> ir.Expr:
         raw = node.this if isinstance(node.this, str) else node.name
         name = F.canonical(raw)
         if name is None:
             raise self.fail(f"Function {raw[:60]!r} is not allowed in HogQL", node)
+        if name in F.WINDOW_ONLY and not over:
+            raise self.fail(f"{name}() is a window function; it needs OVER (…)", node)
+        if name in F.HIGHER_ORDER and not isinstance(node, exp.ParameterizedAgg):
+            return self.higher_order(name, list(node.expressions), ctx, node)
         # sqlglot keeps quantile(0.9)(x) as expressions=[0.9] (levels), params=[x] (arguments).
         levels = list(node.expressions) if isinstance(node, exp.ParameterizedAgg) else []
         args = list(node.args.get("params") or []) if isinstance(node, exp.ParameterizedAgg) else list(node.expressions)
@@ -179,7 +183,8 @@ class Expressions:
         if name in F.SPECIAL:
             return self.special(name, args, ctx, node)
         fn = F.lookup(name)
-        assert fn is not None
+        if fn is None:  # a lambda or window-alias name written in another form, e.g. arrayMap(1)(x)
+            raise self.fail(f"{name}() cannot be called this way", node)
         self.arity(name, fn.min_args, fn.max_args, len(args), node)
         params: tuple[ir.Const, ...] = ()
         if isinstance(node, exp.ParameterizedAgg) != (name in F.PARAMETRIC):
@@ -246,6 +251,10 @@ class Expressions:
         parts = self.parts(node)
         if len(parts) == 1 and str(parts[0]).startswith(PLACEHOLDER_PREFIX):
             return self.placeholder(str(parts[0])[len(PLACEHOLDER_PREFIX):], node)
+        if len(parts) == 1 and str(parts[0]).startswith(VARIABLE_PREFIX):
+            return self.variable(str(parts[0])[len(VARIABLE_PREFIX):], node)
+        if len(parts) == 1 and parts[0] in ctx.lambdas:
+            return ir.Column(ctx.lambdas[parts[0]])
         if isinstance(parts[0], str) and len(parts) > 1 and parts[0] in ctx.sources:
             return self.source_field(ctx.sources[parts[0]], parts[1:], node)
         if len(parts) == 1 and parts[0] in ctx.aliases:
@@ -258,7 +267,22 @@ class Expressions:
     def placeholder(self, name: str, node: exp.Expression) -> ir.Expr:
         if name not in self.values:
             raise self.fail(f"No value for the placeholder {{{name}}} in `values`", node)
-        value = self.values[name]
+        return self.bound_value(self.values[name], name, node)
+
+    def variable(self, code_name: str, node: exp.Expression) -> ir.Expr:
+        """`{variables.code_name}`: the request's variable with that code_name, as a parameter. `isNull`
+        or no value gives NULL (Tally stores no variable definitions, so there is no saved default)."""
+        entry = self.variables.get(code_name)
+        if entry is None:
+            close = difflib.get_close_matches(code_name, list(self.variables), n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise self.fail(f"Variable {code_name!r} is used in the query but missing from `variables` (no entry "
+                            f"has that code_name)", node, attr=self.variables_attr, suffix=hint)
+        if entry.get("isNull") or entry.get("value") is None:
+            return ir.Null()
+        return self.bound_value(entry["value"], f"variables.{code_name}", node)
+
+    def bound_value(self, value: Any, name: str, node: exp.Expression) -> ir.Expr:
         if isinstance(value, list):
             if not value or len(value) > 1000:
                 raise self.fail(f"The value of {{{name}}} must be a list of 1 to 1000 items", node)

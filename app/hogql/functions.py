@@ -76,19 +76,43 @@ SCALARS = _fns({
     "toUUID": (1, 1), "toTypeName": (1, 1), "cityHash64": (1, INF), "sipHash64": (1, INF),
 })
 
-# Window-only functions (valid with OVER (…); ClickHouse refuses them elsewhere).
+# Window-only functions (valid with OVER (…) only; lowering refuses them elsewhere).
 WINDOW = _fns({"row_number": (0, 0), "rank": (0, 0), "dense_rank": (0, 0), "lagInFrame": (1, 3),
-               "leadInFrame": (1, 3), "first_value": (1, 1), "last_value": (1, 1)})
+               "leadInFrame": (1, 3), "first_value": (1, 1), "last_value": (1, 1), "nth_value": (2, 2),
+               "ntile": (1, 1), "percent_rank": (0, 0), "cume_dist": (0, 0)})
+# SQL-standard names HogQL maps to ClickHouse's frame-bound functions. Without an explicit frame they get
+# `ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING`, so lead() sees the rows after the current one.
+WINDOW_ALIASES = {"lag": "lagInFrame", "lead": "leadInFrame"}
+# first_value/last_value are also ClickHouse aggregates, so they may appear without OVER.
+WINDOW_ONLY = frozenset(set(WINDOW) - {"first_value", "last_value"}) | frozenset(WINDOW_ALIASES)
+
+
+@dataclass(frozen=True)
+class HigherOrder:
+    """An array function that takes a lambda first: `arrayMap(x -> x * 2, arr)`. The lambda has one
+    argument per array; `lambda_required` False means the plain `f(arr)` form exists too."""
+    max_arrays: int
+    lambda_required: bool
+
+
+HIGHER_ORDER = {
+    **{name: HigherOrder(10, True) for name in (
+        "arrayMap", "arrayFilter", "arrayFirst", "arrayLast", "arrayFirstIndex", "arrayLastIndex", "arrayFill",
+        "arrayReverseFill", "arraySplit")},
+    **{name: HigherOrder(10, False) for name in (
+        "arrayExists", "arrayAll", "arrayCount", "arraySum", "arrayMin", "arrayMax", "arrayAvg", "arrayCumSum",
+        "arraySort", "arrayReverseSort")},
+}
 
 # Functions that HogQL defines itself (lower.py builds them): name → arity.
 SPECIAL = {"toInt": (1, 1), "toFloat": (1, 1), "toString": (1, 1), "toDateTime": (1, 1), "now": (0, 0),
            "today": (0, 0), "toBool": (1, 1)}
 
 _ALL: dict[str, Fn] = {**AGGREGATES, **PARAMETRIC, **SCALARS, **WINDOW}
-_BY_LOWER = {name.lower(): name for name in [*_ALL, *SPECIAL]}
+_BY_LOWER = {name.lower(): name for name in [*_ALL, *SPECIAL, *HIGHER_ORDER, *WINDOW_ALIASES]}
 
 # Names our printer must accept: HogQL lowering may emit any of these.
-PRINTER_NAMES = tuple(sorted({fn.ch for fn in _ALL.values()} | {
+PRINTER_NAMES = tuple(sorted({fn.ch for fn in _ALL.values()} | set(HIGHER_ORDER) | {
     "accurateCastOrNull", "toDateTime64", "now64", "toString", "parseDateTime64BestEffortOrNull", "toTimeZone",
 }))
 

@@ -20,8 +20,9 @@ from app.errors import QueryError
 # anyway (only SELECT passes), so it must not flood the logs.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
-MAX_LENGTH = 64 * 1024
+MAX_LENGTH = 100_000  # default of the APP_HOGQL_MAX_LENGTH setting
 MAX_DEPTH = 64  # parentheses/brackets nesting and AST depth, see _check_depth
+MAX_NODES = 20_000
 
 
 class _HogQLDialect(ClickHouse):
@@ -38,7 +39,9 @@ _DIALECT = _HogQLDialect()
 
 
 PLACEHOLDER_PREFIX = "__hogql_placeholder_"
-_PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}")
+VARIABLE_PREFIX = "__hogql_variable_"
+# `{name}` reads `values[name]`; `{variables.code_name}` reads the variable with that code_name.
+_PLACEHOLDER = re.compile(r"\{\s*(variables\s*\.\s*)?([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}")
 
 
 class HogQLError(QueryError):
@@ -93,8 +96,9 @@ def _prescan(text: str, attr: str) -> str:
             # parameter in lowering (exprs.py), never text in the SQL.
             m = _PLACEHOLDER.match(text, i)
             if m is None:
-                raise HogQLError(f"Placeholders must look like {{name}} ({where(text, i)}).", attr=attr)
-            out.append(f"`{PLACEHOLDER_PREFIX}{m.group(1)}`")
+                raise HogQLError(f"Placeholders must look like {{name}} or {{variables.name}} "
+                                 f"({where(text, i)}).", attr=attr)
+            out.append(f"`{VARIABLE_PREFIX if m.group(1) else PLACEHOLDER_PREFIX}{m.group(2)}`")
             depth -= 1
             i = m.end()
             continue
@@ -119,16 +123,18 @@ def _check_depth(node: exp.Expression, attr: str) -> None:
     while stack:
         cur, d = stack.pop()
         count += 1
-        if d > MAX_DEPTH * 2 or count > 20_000:
-            raise HogQLError("The query is too large or too deeply nested.", attr=attr)
+        if d > MAX_DEPTH * 2 or count > MAX_NODES:
+            raise HogQLError(f"The query is too large or too deeply nested (at most {MAX_NODES} syntax nodes and "
+                             f"{MAX_DEPTH * 2} levels).", attr=attr)
         stack.extend((child, d + 1) for child in cur.iter_expressions())
 
 
-def _parse(text: str, attr: str, *, statement: bool) -> exp.Expression:
+def _parse(text: str, attr: str, *, statement: bool, max_length: int = MAX_LENGTH) -> exp.Expression:
     if not isinstance(text, str) or not text.strip():
         raise HogQLError("The HogQL text is empty.", attr=attr)
-    if len(text) > MAX_LENGTH:
-        raise HogQLError(f"The HogQL text is longer than {MAX_LENGTH} characters.", attr=attr)
+    if len(text) > max_length:
+        raise HogQLError(f"The HogQL text is {len(text)} characters long; the limit is {max_length} "
+                         "(APP_HOGQL_MAX_LENGTH).", attr=attr)
     source = _prescan(text, attr)
     try:
         if statement:
@@ -145,7 +151,7 @@ def _parse(text: str, attr: str, *, statement: bool) -> exp.Expression:
     except TokenError as e:
         raise HogQLError(f"Syntax error: {str(e)[:200]}.", attr=attr) from None
     except RecursionError:
-        raise HogQLError("The query is too deeply nested.", attr=attr) from None
+        raise HogQLError(f"The query is too deeply nested (at most {MAX_DEPTH} levels).", attr=attr) from None
     except Exception as e:  # sqlglot may raise other errors on odd input: still the caller's input
         raise HogQLError(f"Syntax error: {type(e).__name__}.", attr=attr) from None
     trees = [t for t in trees if t is not None]
@@ -157,13 +163,13 @@ def _parse(text: str, attr: str, *, statement: bool) -> exp.Expression:
         if not isinstance(tree, exp.Select) or len(tree.expressions) != 1 or any(v for k, v in tree.args.items() if k != "expressions"):
             raise HogQLError("Expected a single expression.", attr=attr)
         return tree.expressions[0]
-    if not isinstance(tree, (exp.Select, exp.Union)):
+    if not isinstance(tree, (exp.Select, exp.SetOperation)):
         raise HogQLError(f"Only SELECT queries are allowed, not {tree.key.upper()}.", attr=attr)
     return tree
 
 
-def parse_select(text: str, attr: str = "query.query") -> exp.Expression:
-    return _parse(text, attr, statement=True)
+def parse_select(text: str, attr: str = "query.query", max_length: int = MAX_LENGTH) -> exp.Expression:
+    return _parse(text, attr, statement=True, max_length=max_length)
 
 
 def parse_expr(text: str, attr: str) -> exp.Expression:

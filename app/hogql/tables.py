@@ -15,7 +15,7 @@ EVENT_COLUMNS = ("uuid", "event", "distinct_id", "elements_chain", "person_id", 
                  *(f"$group_{i}" for i in range(5)))
 EVENT_TIMESTAMPS = ("timestamp", "created_at")
 # Raw columns of the events SELECT used when events is joined (it then becomes a subquery).
-_EVENT_RAW = (*EVENT_COLUMNS, *EVENT_TIMESTAMPS, "properties", "person_properties", "person_created_at")
+EVENT_RAW = (*EVENT_COLUMNS, *EVENT_TIMESTAMPS, "properties", "person_properties", "person_created_at")
 
 TABLES = ("events", "persons", "person_distinct_ids", "groups", "sessions")
 
@@ -43,7 +43,7 @@ def json_path(source: ir.Expr, keys: list, numeric: bool) -> ir.Expr:
 
 def events_select(team_id: int, where: ir.Expr | None = None) -> ir.Select:
     """events as a JOIN source: the raw columns of the caller's team only."""
-    return ir.Select(columns=tuple(ir.Column(c) for c in _EVENT_RAW), from_=ir.Table("events"),
+    return ir.Select(columns=tuple(ir.Column(c) for c in EVENT_RAW), from_=ir.Table("events"),
                      where=ir.and_(team_eq(team_id), where))
 
 

@@ -35,6 +35,29 @@ class Direction(Enum):
 class JoinKind(Enum):
     LEFT = "LEFT JOIN"
     INNER = "INNER JOIN"
+    RIGHT = "RIGHT JOIN"  # HogQL: both sides are team-filtered subqueries before the join
+    FULL = "FULL OUTER JOIN"
+    CROSS = "CROSS JOIN"  # no ON
+
+
+class SetKind(Enum):
+    """How the items of a `UnionSelect` combine (HogQL set operations)."""
+    UNION = "UNION"
+    INTERSECT = "INTERSECT"
+    EXCEPT = "EXCEPT"
+
+
+class FrameKind(Enum):
+    ROWS = "ROWS"
+    RANGE = "RANGE"
+
+
+class BoundKind(Enum):
+    UNBOUNDED_PRECEDING = "UNBOUNDED PRECEDING"
+    PRECEDING = "PRECEDING"  # needs an offset
+    CURRENT_ROW = "CURRENT ROW"
+    FOLLOWING = "FOLLOWING"  # needs an offset
+    UNBOUNDED_FOLLOWING = "UNBOUNDED FOLLOWING"
 
 
 @dataclass(frozen=True)
@@ -123,10 +146,24 @@ class OrderBy:
 
 
 @dataclass(frozen=True)
+class FrameBound:
+    kind: BoundKind
+    offset: int | None = None  # a bounded non-negative int validated by lowering
+
+
+@dataclass(frozen=True)
+class WindowFrame:
+    kind: FrameKind
+    start: FrameBound
+    end: FrameBound | None = None  # None: `ROWS <start>` (the end is the current row)
+
+
+@dataclass(frozen=True)
 class Window:
     call: Call
     partition_by: tuple["Expr", ...] = ()
     order_by: tuple[OrderBy, ...] = ()
+    frame: WindowFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +182,7 @@ class Join:
     kind: JoinKind
     source: Union[Table, "Select"]
     alias: str
-    on: "Expr"
+    on: "Expr | None"  # None only for JoinKind.CROSS
 
 
 @dataclass(frozen=True)
@@ -167,9 +204,11 @@ class Select:
 
 @dataclass(frozen=True)
 class UnionSelect:
-    """SELECTs combined with UNION ALL (or UNION DISTINCT when `distinct`)."""
+    """SELECTs combined with UNION ALL (or UNION DISTINCT when `distinct`); with another `kind`,
+    INTERSECT/EXCEPT (ClickHouse's plain form, or DISTINCT when `distinct`)."""
     items: tuple["Select | UnionSelect", ...]
     distinct: bool = False
+    kind: SetKind = SetKind.UNION
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ FUNCTIONS: dict[str, str] = {name: name for name in (
     "floor", "least", "greatest", "toUInt32", "toInt64", "dateDiff", "round", "arrayElement", "length", "tuple",
     "subtractDays", "toDayOfWeek", "position", "in", "notIn", "toIntervalDay", "startsWith", "substring",
     "uniqExactState", "uniqExactMerge", "toUInt32", "JSONExtractString", "countIf", "any", "intDiv", "groupUniqArray", "arrayDistinct",
-    "arrayFlatten", "arrayMap",
+    "arrayFlatten", "arrayMap", "JSONExtract", "JSONType",
 )}
 
 # HogQL (app/hogql/functions.py) may emit these too; each is an allowlisted ClickHouse name.
@@ -49,6 +49,13 @@ FUNCTIONS.update({name: name for name in (
     "toIntervalSecond", "toIntervalMinute", "toIntervalHour", "toIntervalWeek", "toIntervalMonth",
     "toIntervalYear", "toUUID", "toTypeName", "cityHash64", "sipHash64", "now64", "equals", "notEquals",
     "row_number", "rank", "lagInFrame", "leadInFrame", "first_value", "last_value",
+)})
+
+# HogQL higher-order array functions (lambdas) and more window functions.
+FUNCTIONS.update({name: name for name in (
+    "arrayFilter", "arrayAll", "arraySum", "arrayCount", "arrayFirst", "arrayLast", "arrayFirstIndex",
+    "arrayLastIndex", "arrayMin", "arrayMax", "arrayAvg", "arrayCumSum", "arrayReverseSort", "arraySplit",
+    "arrayFill", "arrayReverseFill", "nth_value", "ntile", "percent_rank", "cume_dist",
 )})
 
 _TYPE_RE = re.compile(r"^[A-Za-z0-9_(), ']{1,80}$")
@@ -145,7 +152,23 @@ class Printer:
             parts.append("PARTITION BY " + ", ".join(self.visit(e) for e in node.partition_by))
         if node.order_by:
             parts.append("ORDER BY " + ", ".join(self.visit(o) for o in node.order_by))
+        if node.frame is not None:
+            parts.append(self.visit(node.frame))
         return f"{self.visit(node.call)} OVER ({' '.join(parts)})"
+
+    def visit_framebound(self, node: ir.FrameBound) -> str:
+        kind = ir.BoundKind(node.kind)
+        if kind in (ir.BoundKind.PRECEDING, ir.BoundKind.FOLLOWING):
+            if isinstance(node.offset, bool) or not isinstance(node.offset, int) or node.offset < 0:
+                raise ValueError("a frame offset must be a non-negative int")
+            return f"{int(node.offset)} {kind.value}"
+        return kind.value
+
+    def visit_windowframe(self, node: ir.WindowFrame) -> str:
+        kind = ir.FrameKind(node.kind).value
+        if node.end is None:
+            return f"{kind} {self.visit(node.start)}"
+        return f"{kind} BETWEEN {self.visit(node.start)} AND {self.visit(node.end)}"
 
     def visit_table(self, node: ir.Table) -> str:
         return self.ident(node.name)
@@ -157,7 +180,11 @@ class Printer:
         source = self.visit(node.source)
         if isinstance(node.source, ir.Select):
             source = f"({source})"
-        return f"{ir.JoinKind(node.kind).value} {source} AS {self.ident(node.alias)} ON {self.visit(node.on)}"
+        kind = ir.JoinKind(node.kind)
+        if (kind == ir.JoinKind.CROSS) != (node.on is None):
+            raise ValueError("a CROSS JOIN has no ON; every other join needs one")
+        on = "" if node.on is None else f" ON {self.visit(node.on)}"
+        return f"{kind.value} {source} AS {self.ident(node.alias)}{on}"
 
     def visit_select(self, node: ir.Select) -> str:
         lines = [("SELECT DISTINCT " if node.distinct else "SELECT ") + ", ".join(self.visit(c) for c in node.columns)]
@@ -186,7 +213,11 @@ class Printer:
         return "\n".join(lines)
 
     def visit_unionselect(self, node: ir.UnionSelect) -> str:
-        glue = "\nUNION DISTINCT\n" if node.distinct else "\nUNION ALL\n"
+        kind = ir.SetKind(node.kind)
+        if kind == ir.SetKind.UNION:
+            glue = "\nUNION DISTINCT\n" if node.distinct else "\nUNION ALL\n"
+        else:  # ClickHouse's plain INTERSECT/EXCEPT keep duplicates; DISTINCT removes them
+            glue = f"\n{kind.value} DISTINCT\n" if node.distinct else f"\n{kind.value}\n"
         return glue.join(self.visit(ir.Subquery(i)) if isinstance(i, ir.UnionSelect) else self.visit(i)
                          for i in node.items)
 
