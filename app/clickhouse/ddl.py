@@ -54,6 +54,8 @@ class Table:
     # Set → sharded on a cluster (local `sharded_<name>` + Distributed `<name>`);
     # None → replicated to every node under its plain name.
     sharding_key: str | None = None
+    # True → (Replicated)CollapsingMergeTree on the `version` column, which then holds the sign.
+    collapsing: bool = False
 
 
 def _json_field(key: str) -> str:
@@ -165,6 +167,41 @@ GROUPS = Table(
 
 TABLES: tuple[Table, ...] = (EVENTS, PERSON, PERSON_DISTINCT_ID2, PERSON_DISTINCT_ID_OVERRIDES, GROUPS)
 
+# Cohort membership (spec/QUERY_ENGINE.md §11.2), created by ClickHouse migration 2. A calculation
+# of a dynamic cohort writes its members with a new `version` (sign 1) and cancels rows it drops
+# (sign -1); readers take the cohort's current version and `HAVING sum(sign) > 0`.
+COHORTPEOPLE = Table(
+    name="cohortpeople",
+    columns=(
+        Column("person_id", "UUID"),
+        Column("cohort_id", "Int64"),
+        Column("team_id", "Int64"),
+        Column("sign", "Int8"),
+        Column("version", "UInt64"),
+    ),
+    version="sign",
+    order_by="(team_id, cohort_id, person_id, version)",
+    collapsing=True,
+)
+
+# Members of static cohorts (uploaded lists): one row per person.
+PERSON_STATIC_COHORT = Table(
+    name="person_static_cohort",
+    columns=(
+        Column("id", "UUID"),
+        Column("person_id", "UUID"),
+        Column("cohort_id", "Int64"),
+        Column("team_id", "Int64"),
+        Column("_timestamp", _DT6, "DEFAULT now64()"),
+    ),
+    version="_timestamp",
+    order_by="(team_id, cohort_id, person_id, id)",
+)
+
+COHORT_TABLES: tuple[Table, ...] = (COHORTPEOPLE, PERSON_STATIC_COHORT)
+# Every table the query engine may read (the catalog).
+ALL_TABLES: tuple[Table, ...] = TABLES + COHORT_TABLES
+
 
 def _insertable(table: Table) -> tuple[str, ...]:
     return tuple(c.name for c in table.columns if not c.materialized)
@@ -198,8 +235,9 @@ def local_name(table: Table, cluster: str | None) -> str:
 
 
 def _engine(table: Table, database: str, cluster: str | None) -> str:
+    kind = "CollapsingMergeTree" if table.collapsing else "ReplacingMergeTree"
     if cluster is None:
-        return f"ReplacingMergeTree({table.version})"
+        return f"{kind}({table.version})"
     # Both names are validated identifiers, so they are safe inside the path literal.
     quote_identifier(database)
     name = local_name(table, cluster)
@@ -207,7 +245,7 @@ def _engine(table: Table, database: str, cluster: str | None) -> str:
         path, replica = f"/clickhouse/tables/{{shard}}/{database}.{name}", "{replica}"
     else:
         path, replica = f"/clickhouse/tables/noshard/{database}.{name}", "{replica}-{shard}"
-    return f"ReplicatedReplacingMergeTree('{path}', '{replica}', {table.version})"
+    return f"Replicated{kind}('{path}', '{replica}', {table.version})"
 
 
 def create_table(table: Table, database: str, cluster: str | None = None) -> list[str]:
@@ -239,5 +277,12 @@ def create_all_tables(database: str, cluster: str | None = None) -> list[str]:
     """Every statement of §10 for `database`, in creation order (local tables first)."""
     statements: list[str] = []
     for table in TABLES:
+        statements.extend(create_table(table, database, cluster))
+    return statements
+
+
+def create_cohort_tables(database: str, cluster: str | None = None) -> list[str]:
+    statements: list[str] = []
+    for table in COHORT_TABLES:
         statements.extend(create_table(table, database, cluster))
     return statements

@@ -39,7 +39,14 @@ def _initial_tables(database: str, cluster: str | None) -> list[str]:
     return ddl.create_all_tables(database, cluster)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial_tables", _initial_tables),)
+def _cohort_tables(database: str, cluster: str | None) -> list[str]:
+    return ddl.create_cohort_tables(database, cluster)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial_tables", _initial_tables),
+    Migration(2, "cohort_tables", _cohort_tables),
+)
 
 
 def migrations_table_sql(database: str, cluster: str | None = None) -> str:

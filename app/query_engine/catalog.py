@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 
-from app.clickhouse.ddl import TABLES
+from app.clickhouse.ddl import ALL_TABLES
 
 # Column names of the DDL include `$group_0`, `$session_id`, …: the printer backquotes them.
 NAME_RE = re.compile(r"^\$?[A-Za-z_][A-Za-z0-9_]*$")
 
-COLUMNS: dict[str, frozenset[str]] = {t.name: frozenset(c.name for c in t.columns) for t in TABLES}
+COLUMNS: dict[str, frozenset[str]] = {t.name: frozenset(c.name for c in t.columns) for t in ALL_TABLES}
 
 for _table, _columns in COLUMNS.items():
     for _name in (_table, *_columns):

@@ -4,7 +4,6 @@ labels and the previous period of §8. Pure Python on zone-aware datetimes; `now
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
@@ -133,6 +132,7 @@ class ResolvedRange:
     relative_from: bool = False
     from_text: str | None = None
     to_absent: bool = True
+    to_text: str | None = None
 
     @property
     def lower(self) -> datetime:
@@ -227,28 +227,64 @@ def resolve(
             snap = False
     elif exact or explicit:
         snap = False
-    return ResolvedRange(start, end, interval, week_start_day, snap, relative_from, date_from, not date_to)
+    return ResolvedRange(start, end, interval, week_start_day, snap, relative_from, date_from, not date_to,
+                         date_to or None)
+
+
+# "This week/month/quarter/year" so far: compared with the whole previous calendar unit (§8, newest).
+_CALENDAR_UNITS = {"wStart": relativedelta(weeks=1), "mStart": relativedelta(months=1),
+                   "qStart": relativedelta(months=3), "yStart": relativedelta(years=1)}
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def _whole_weeks_of_days(date_from: str | None) -> bool:
+    """Whether date_from is relative in days, a multiple of 7 of them (`-7d`, `-14dStart`); an absent
+    date_from is the default `-7d`."""
+    if date_from is None:
+        return True
+    if _ABSOLUTE_RE.match(date_from.strip()) or date_from == "all":
+        return False
+    m = _RELATIVE_RE.search(date_from)
+    return bool(m and m.group("unit") == "d" and m.group("n") and int(m.group("n")) > 0
+                and int(m.group("n")) % 7 == 0)
+
+
+def _to_has_delta(date_to: str | None) -> bool:
+    """Whether date_to is relative with a non-empty delta (PostHog's date_to delta mapping): absent,
+    absolute, and relative strings that shift nothing (`now`, `w`) have none."""
+    if not date_to or _ABSOLUTE_RE.match(date_to.strip()):
+        return False
+    m = _RELATIVE_RE.search(date_to)
+    if not m:
+        return False
+    unit, n, pos = m.group("unit"), m.group("n"), m.group("pos")
+    return bool(n and int(n) > 0) or (pos is not None and unit in ("h", "d", "m", "y"))
 
 
 def previous_period(current: ResolvedRange, compare_to: str | None, interval: str, tz: ZoneInfo) -> ResolvedRange:
-    """§8: the period compared with `current` (with `query.interval`, even for total-value displays)."""
+    """§8: the period compared with `current` (with `query.interval`, even for total-value displays).
+    All arithmetic is on wall-clock times in tz, like PostHog's on zone-aware datetimes."""
     f, t = current.date_from.replace(tzinfo=None), current.date_to.replace(tzinfo=None)
     span = t - f
+    unit = _CALENDAR_UNITS.get(current.from_text or "") if current.to_absent else None
     if compare_to:
         start = parse_date(compare_to, tz, current.date_from, path="query.compareFilter.compare_to").value
         start = start.replace(tzinfo=None)
         end = start + span
+    elif unit is not None:  # the whole previous calendar unit, ending just before F
+        start, end = f - unit, f - _ONE_MICROSECOND
+    elif current.from_text == "all":  # an equal span ending just before the first event
+        end = f - _ONE_MICROSECOND
+        start = end - span
     elif interval == "minute" or interval == "second":
         start, end = f - span, f
-    elif interval == "hour":  # whole hours back, so F's minutes/seconds stay; T's on the end
-        start = f - timedelta(hours=math.ceil(span.total_seconds() / 3600))
+    elif interval == "hour":  # F's time of day on the start, T's minutes/seconds on the end
+        start = datetime.combine((f - span).date(), f.time())
         end = (start + span).replace(minute=t.minute, second=t.second, microsecond=t.microsecond)
     else:  # keep F's time of day and T's on the end
         start = datetime.combine((f - span).date(), f.time())
-        if interval == "day" and current.from_text and current.relative_from and current.to_absent:
-            m = re.fullmatch(r"-(\d+)d", current.from_text.strip())
-            if m and int(m.group(1)) % 7 == 0:  # relative whole weeks: keep weekdays aligned
-                start += timedelta(days=1)
+        if interval == "day" and _whole_weeks_of_days(current.from_text) and not _to_has_delta(current.to_text):
+            start += timedelta(days=1)  # `-7d` spans 8 days: keep weekdays aligned
         end = datetime.combine((start + span).date(), t.time())
     return replace(current, date_from=_wall(start, tz), date_to=_wall(end, tz), interval=interval)
 

@@ -19,7 +19,7 @@ from app.query_engine.scope import Scope
 from app.schemas.query.properties import PropertyGroupFilter, PropertyGroupFilterValue, PropertyOperator as Op
 
 NEGATIVE = {Op.is_not, Op.not_icontains, Op.not_regex, Op.not_in, Op.not_icontains_multi}
-_UNSUPPORTED_TYPES = {"cohort", "data_warehouse", "data_warehouse_person_property"}
+_UNSUPPORTED_TYPES = {"data_warehouse", "data_warehouse_person_property"}
 # Session properties we can compute from events: key → (column of the session join, type).
 SESSION_FIELDS = {
     "$session_duration": ("duration", "Numeric"),
@@ -136,7 +136,7 @@ def compare(scope: Scope, v: ir.Expr, kind: str | None, op: Op, x: Any, path: st
     if op == Op.flag_evaluates_to:
         return ir.TRUE
     if op.value.startswith("semver"):
-        raise QueryError(f"{path}: the {op.value} operator is not supported.", attr=path)
+        return semver(scope, v, kind, op, x, path)
     if op in (Op.in_, Op.not_in, Op.icontains_multi, Op.not_icontains_multi):
         if not isinstance(x, list):
             raise QueryError(f"{path}: the {op.value} operator needs a list value.", attr=path)
@@ -211,6 +211,85 @@ def _scalar(scope: Scope, v: ir.Expr, kind: str | None, op: Op, x: Any, path: st
     raise QueryError(f"{path}: unsupported operator {op.value}.", attr=path)
 
 
+# --- semver (§5.5, newest) -----------------------------------------------------------------------
+
+# A version is `X.Y.Z` without leading zeros, optionally after `v` and before a `-pre`/`+build`
+# suffix, with surrounding blanks. Anything else (`1.2`, `1.2.3.4`, `01.2.3`, missing) is invalid and
+# fails every semver operator, `semver_neq` included, as in PostHog.
+SEMVER_RE = r"^\s*v?((0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*))(?:[-+][^\s]*)?\s*$"
+_SEMVER = re.compile(SEMVER_RE.replace("$", r"\Z"))
+_SEMVER_CMP = {Op.semver_eq: ir.Op.EQ, Op.semver_neq: ir.Op.NE, Op.semver_gt: ir.Op.GT,
+               Op.semver_gte: ir.Op.GTE, Op.semver_lt: ir.Op.LT, Op.semver_lte: ir.Op.LTE}
+
+
+def _semver_key(text: str) -> list[int] | None:
+    m = _SEMVER.match(text)
+    return [int(m.group(i)) for i in (2, 3, 4)] if m else None
+
+
+def _semver_parts(value: str) -> tuple[str, str, str]:
+    """Lenient (major, minor, patch) of a filter value: pre-release dropped, missing parts 0."""
+    parts = value.split("-")[0].split(".")
+    if not parts[0]:
+        raise ValueError(value)
+    major, minor, patch = parts[0], parts[1] if len(parts) > 1 else "0", parts[2] if len(parts) > 2 else "0"
+    int(major), int(minor), int(patch)
+    return major, minor, patch
+
+
+def _semver_bounds(op: Op, value: str) -> tuple[str, str]:
+    """[lower, upper) of `~`, `^` and wildcard ranges, as version strings."""
+    if op == Op.semver_tilde:
+        if len(value.split("-")[0].split(".")) < 2:
+            raise ValueError(value)
+        major, minor, patch = _semver_parts(value)
+        return f"{major}.{minor}.{patch}", f"{major}.{int(minor) + 1}.0"
+    if op == Op.semver_caret:
+        major, minor, patch = _semver_parts(value)
+        if int(major) > 0:
+            upper = f"{int(major) + 1}.0.0"
+        elif int(minor) > 0:
+            upper = f"0.{int(minor) + 1}.0"
+        else:
+            upper = f"0.0.{int(patch) + 1}"
+        return f"{major}.{minor}.{patch}", upper
+    value = value.rstrip(".*")
+    parts = value.split("-")[0].split(".") if value else []
+    if not parts:
+        raise ValueError(value)
+    numbers = [int(p) for p in parts[:3]]
+    if len(numbers) == 1:
+        return f"{parts[0]}.0.0", f"{numbers[0] + 1}.0.0"
+    if len(numbers) == 2:
+        return f"{parts[0]}.{parts[1]}.0", f"{parts[0]}.{numbers[1] + 1}.0"
+    # four components: never a valid version, so the range matches nothing (as upstream)
+    return f"{parts[0]}.{parts[1]}.{parts[2]}.0", f"{parts[0]}.{parts[1]}.{numbers[2] + 1}.0"
+
+
+def semver(scope: Scope, v: ir.Expr, kind: str | None, op: Op, x: Any, path: str) -> ir.Expr:
+    """Semver comparisons on (major, minor, patch) integer arrays; the filter side is parsed here."""
+    if not isinstance(x, str):
+        raise QueryError(f"{path}: the {op.value} operator needs a version string.", attr=path)
+    text = ir.call("ifNull", ir.call("toString", v) if kind else v, ir.string(""))
+    version = ir.call("extract", text, ir.string(SEMVER_RE))
+    key = ir.call("arrayMap", ir.Lambda(("part",), ir.call("accurateCastOrNull", ir.Column("part"), ir.string("Int64"))),
+                  ir.call("splitByChar", ir.string("."), version))
+    if op in _SEMVER_CMP:
+        right = _semver_key(x)
+        if right is None:
+            return ir.Const(0)
+        return ir.and_(ir.call("notEmpty", version), ir.BinOp(_SEMVER_CMP[op], key, ir.Param(right, "Array(Int64)")))
+    try:
+        lower, upper = _semver_bounds(op, x)
+    except (ValueError, IndexError):
+        raise QueryError(f"{path}: {x!r} is not a valid version for {op.value} (e.g. '1.2.3').", attr=path) from None
+    lo, hi = _semver_key(lower), _semver_key(upper)
+    if lo is None or hi is None:
+        return ir.Const(0)
+    return ir.and_(ir.call("notEmpty", version), ir.BinOp(ir.Op.GTE, key, ir.Param(lo, "Array(Int64)")),
+                   ir.BinOp(ir.Op.LT, key, ir.Param(hi, "Array(Int64)")))
+
+
 # --- elements (§5.7) -----------------------------------------------------------------------------
 
 _SELECTOR_PART_RE = re.compile(
@@ -267,6 +346,37 @@ def _element(scope: Scope, key: str, op: Op, value: Any, path: str) -> ir.Expr:
     raise QueryError(f"{path}: unknown element filter key {key!r}.", attr=path)
 
 
+# --- cohorts (§5.6, §12.6) ------------------------------------------------------------------------
+
+
+def cohort_members(scope: Scope, cohort_id: int, path: str) -> ir.Select:
+    """The person ids of a cohort: `person_static_cohort` for a static one, else `cohortpeople` at the
+    cohort's current version (the newest calculated one when PostgreSQL has none) with sign > 0."""
+    info = scope.cohorts.get(cohort_id)
+    if info is None:  # PostHog fails the query on an unknown cohort id; say so with a 400
+        raise QueryError(f"{path}: cohort {cohort_id} does not exist.", attr=path)
+    team = ir.eq(ir.Column("team_id"), scope.team())
+    cohort = ir.eq(ir.Column("cohort_id"), ir.Param(cohort_id, "Int64"))
+    if info.is_static:
+        return ir.Select(columns=(ir.Column("person_id"),), from_=ir.Table("person_static_cohort"),
+                         where=ir.and_(team, cohort))
+    if info.version is not None:
+        version: ir.Expr = ir.Param(info.version, "UInt64")
+    else:
+        version = ir.Subquery(ir.Select(columns=(ir.call("max", ir.Column("version")),),
+                                        from_=ir.Table("cohortpeople"), where=ir.and_(team, cohort)))
+    return ir.Select(
+        columns=(ir.Column("person_id"),), from_=ir.Table("cohortpeople"),
+        where=ir.and_(team, cohort, ir.eq(ir.Column("version"), version)),
+        group_by=(ir.Column("person_id"),), having=ir.BinOp(ir.Op.GT, ir.call("sum", ir.Column("sign")), ir.Const(0)),
+    )
+
+
+def cohort_membership(scope: Scope, cohort_id: int, path: str) -> ir.Expr:
+    """Whether the event's person is in the cohort."""
+    return ir.BinOp(ir.Op.IN, scope.person_id(), ir.Subquery(cohort_members(scope, cohort_id, path)))
+
+
 # --- filters and groups --------------------------------------------------------------------------
 
 
@@ -285,6 +395,9 @@ def filter_expr(scope: Scope, item: Any, path: str) -> ir.Expr:
         from app.hogql.query import compile_expr
 
         return ir.call("ifNull", compile_expr(str(item.key), scope, f"{path}.key"), ir.Const(0))
+    if ftype == "cohort":  # `not_in`, or the legacy `negation: true`, negates
+        hit = cohort_membership(scope, int(item.value), f"{path}.value")
+        return ir.Not(hit) if item.operator == Op.not_in or getattr(item, "negation", None) is True else hit
     op = item.operator or Op.exact
     value = getattr(item, "value", None)
     key = item.key

@@ -13,6 +13,17 @@ from app.schemas.query.base import PersonsOnEventsMode
 EVENTS_ALIAS = "e"
 
 
+@dataclass(frozen=True)
+class CohortInfo:
+    """PostgreSQL metadata of one cohort (app/models/cohort.py)."""
+
+    id: int
+    name: str
+    is_static: bool
+    version: int | None
+    deleted: bool = False
+
+
 @dataclass
 class Scope:
     team_id: int
@@ -26,6 +37,8 @@ class Scope:
     # False once the runner saw that the team has no person overrides: the override join can then
     # only ever return the event's own person_id, so it is skipped (it costs a hash probe per event).
     has_overrides: bool = True
+    # The environment's cohorts that the query names, by id (loaded by the query service).
+    cohorts: dict[int, CohortInfo] = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -34,7 +47,7 @@ class Scope:
     def fork(self) -> "Scope":
         """A scope for another SELECT over events: same settings, its own join set."""
         return Scope(self.team_id, self.timezone, self.now, self.week_start_day, self.property_types, self.poe_mode,
-                     has_overrides=self.has_overrides)
+                     has_overrides=self.has_overrides, cohorts=self.cohorts)
 
     def col(self, name: str) -> ir.Column:
         return ir.Column(name, EVENTS_ALIAS)

@@ -131,6 +131,11 @@ def apply_dashboard(query: dict[str, Any] | None, filters: dict[str, Any] | None
         if filters.get("explicitDate") is not None:
             date_range["explicitDate"] = filters["explicitDate"]
         source["dateRange"] = date_range
+        compare = source.get("compareFilter")
+        if filters.get("date_from") == "all" and source.get("kind") == "TrendsQuery" and isinstance(compare, dict) \
+                and compare.get("compare"):
+            # PostHog's trends runner switches compare off for a dashboard's "All time" override (spec §8)
+            source["compareFilter"] = {**compare, "compare": False}
     if filters.get("properties"):
         extra = filters["properties"]
         own = source.get("properties")

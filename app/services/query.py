@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import clock
+from app.services.cohorts import cohort_ids, cohort_metadata
 from app.services.definitions import property_types
 from app.errors import QueryError, QueryTimeout, ServiceUnavailable
 from app.models import Environment
@@ -146,7 +147,10 @@ async def run_query(
                              attr="query") from None
 
     if isinstance(node, HogQLQuery):
-        return await _run_hogql(node, scope, execute, query_id, modifiers, environment, query_json)
+        return await _run_hogql(node, scope, execute, query_id, modifiers, environment, query_json,
+                                max_length=settings.hogql_max_length)
+    ids = cohort_ids(query_json, environment.test_account_filters or [])
+    scope.cohorts = await cohort_metadata(session, environment.id, ids) if ids else {}
     runner = TrendsRunner(node, scope, _test_account_filters(environment))
     body = await runner.run(execute)
     now = clock.now()
@@ -172,18 +176,16 @@ async def run_query(
 
 
 async def _run_hogql(node: HogQLQuery, scope: Scope, execute, query_id: str, modifiers: dict[str, Any],
-                     environment: Environment, query_json: dict[str, Any]) -> dict[str, Any]:
+                     environment: Environment, query_json: dict[str, Any], *, max_length: int) -> dict[str, Any]:
     """A HogQLQuery (alone or as the source of a DataTableNode/DataVisualizationNode), see app/hogql."""
     from app.hogql.query import run_hogql
 
     wrapped = query_json.get("kind") in ("DataTableNode", "DataVisualizationNode")
     prefix = "query.source" if wrapped else "query"
-    if node.variables:
-        raise QueryError("HogQL variables are not supported yet; use `values` placeholders.",
-                         attr=f"{prefix}.variables")
     body = await run_hogql(node.query, team_id=scope.team_id, timezone=scope.timezone,
                            property_types=scope.property_types, execute=execute, attr=f"{prefix}.query",
-                           values=node.values)
+                           values=node.values, variables=node.variables, poe_mode=scope.poe_mode,
+                           max_length=max_length)
     now = clock.now()
     return {
         **body, "modifiers": modifiers, "error": "", "timezone": environment.timezone or "UTC",

@@ -26,8 +26,33 @@ class BreakdownItem:
     path: str = "query.breakdownFilter"
 
 
+def is_cohort_breakdown(bf: BreakdownFilter | None) -> bool:
+    return bool(bf is not None and not bf.breakdowns and bf.breakdown_type is not None
+                and bf.breakdown_type.value == "cohort" and bf.breakdown not in (None, "", []))
+
+
+def cohort_values(bf: BreakdownFilter | None) -> list[int | str]:
+    """The cohorts of a cohort breakdown (§7.5), in list order: ids, and `"all"` for everyone."""
+    if not is_cohort_breakdown(bf):
+        return []
+    assert bf is not None
+    items = bf.breakdown if isinstance(bf.breakdown, list) else [bf.breakdown]
+    out: list[int | str] = []
+    for i, item in enumerate(items):
+        if item == "all":
+            out.append("all")
+            continue
+        try:
+            out.append(int(item))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise QueryError(f"A cohort breakdown lists cohort ids or \"all\", not {item!r}.",
+                             attr=f"query.breakdownFilter.breakdown[{i}]") from None
+    return out
+
+
 def breakdown_items(bf: BreakdownFilter | None) -> list[BreakdownItem]:
-    if bf is None:
+    """The property/expression breakdown items (cohort breakdowns run one query per cohort instead)."""
+    if bf is None or is_cohort_breakdown(bf):
         return []
     if bf.breakdowns:
         return [

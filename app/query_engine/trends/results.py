@@ -82,8 +82,11 @@ def _cumulative(data: list[float]) -> list[float]:
 
 
 def _series_rows(q: TrendsQuery, res: SeriesResult, *, multi_series: bool, compare: bool, total_value: bool,
-                 display: ChartDisplayType, echo: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+                 display: ChartDisplayType, echo: dict[str, Any], cohort_names: dict[int, str] | None = None,
+                 ) -> tuple[list[dict[str, Any]], bool]:
     spec = res.spec
+    if spec.cohort is not None and not res.rows:
+        return [], False  # a cohort breakdown value without events has no row (like any breakdown value)
     node = spec.node
     label = series_label(node)
     factor = q.samplingFactor if spec.sample else None
@@ -144,6 +147,10 @@ def _series_rows(q: TrendsQuery, res: SeriesResult, *, multi_series: bool, compa
             text = "::".join(bv) if isinstance(bv, list) else bv
             row["label"] = f"{label} - {text}" if multi_series else text
             row["breakdown_value"] = bv
+        elif spec.cohort is not None:  # §7.5: the cohort's name, or `all users`
+            text = "all users" if spec.cohort == "all" else (cohort_names or {}).get(spec.cohort, str(spec.cohort))
+            row["label"] = f"{label} - {text}" if multi_series else text
+            row["breakdown_value"] = spec.cohort
         if total_value:
             row.update(data=[], days=[], count=0, aggregated_value=value)
         else:
@@ -210,17 +217,37 @@ def _formula_rows(q: TrendsQuery, per_series: list[list[dict]], formula: Formula
     return out
 
 
+def _conjoined(q: TrendsQuery, cohorts: list[Any]) -> bool:
+    """PostHog answers a cohort breakdown of two or more cohorts without `all` in one query (its
+    `inCohortVia: auto`), ranked like any breakdown; otherwise (or when the modifier asks for
+    `subquery`/`leftjoin`) one query per cohort, in list order."""
+    via = q.modifiers.inCohortVia if q.modifiers else None
+    return len(cohorts) >= 2 and "all" not in cohorts and via not in ("subquery", "leftjoin")
+
+
 def build_response_rows(q: TrendsQuery, results: list[SeriesResult], *, compare: bool, total_value: bool,
-                        display: ChartDisplayType) -> tuple[list[dict[str, Any]], bool]:
+                        display: ChartDisplayType, cohort_names: dict[int, str] | None = None,
+                        ) -> tuple[list[dict[str, Any]], bool]:
     echo = _filter_echo(q)
-    multi_series = len(q.series) > 1
+    cohorts = bd.cohort_values(q.breakdownFilter)
+    # Labels get the series prefix when more than one query ran for the current period (§10.2).
+    queries = len(q.series) * (1 if _conjoined(q, cohorts) else max(len(cohorts), 1))
+    multi_series = len(q.series) > 1 or queries > 1
     by_period: dict[str, list[list[dict]]] = {"current": [], "previous": []}
     has_more = False
     for res in results:
         rows, more = _series_rows(q, res, multi_series=multi_series, compare=compare, total_value=total_value,
-                                  display=display, echo=echo)
+                                  display=display, echo=echo, cohort_names=cohort_names)
         has_more = has_more or more
-        by_period[res.period].append(rows)
+        if cohorts and res.spec.cohort_index > 0:  # one series' cohorts make one list of rows
+            by_period[res.period][-1].extend(rows)
+        else:
+            by_period[res.period].append(rows)
+    if _conjoined(q, cohorts):  # ranked: total descending, then the id
+        for lists in by_period.values():
+            for rows in lists:
+                rows.sort(key=lambda r: (-(r.get("aggregated_value") or 0) if total_value else -sum(r["data"]),
+                                         str(r["breakdown_value"])))
     formula_list = formulas(q)
     if not formula_list:
         out = [r for rows in by_period["current"] for r in rows]

@@ -4,7 +4,7 @@ execute the SELECTs, and shape the rows of §10 (results.py)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any, Callable
@@ -125,11 +125,14 @@ class TrendsRunner:
         if q.samplingFactor is not None and q.samplingFactor < 1:
             frac = Fraction(q.samplingFactor).limit_denominator(1_000_000)
             sample = ir.Sample(frac.numerator, frac.denominator)
+        # A cohort breakdown runs one query per (series, cohort), series-major (§7.5).
+        cohorts: list[int | str | None] = list(bd.cohort_values(bf)) or [None]
         return [
             SeriesSpec(index=i, node=node, rng=rng, total_value=self.total_value, breakdown=list(items),
                        multiple=bool(bf and bf.breakdowns), limit=limit,
-                       cumulative=self.display == ChartDisplayType.ActionsLineGraphCumulative, sample=sample)
-            for i, node in enumerate(q.series)
+                       cumulative=self.display == ChartDisplayType.ActionsLineGraphCumulative, sample=sample,
+                       cohort=cohort, cohort_index=j)
+            for i, node in enumerate(q.series) for j, cohort in enumerate(cohorts)
         ]
 
     async def _series(self, execute: Execute, spec: SeriesSpec, period: str) -> SeriesResult:
@@ -146,18 +149,18 @@ class TrendsRunner:
     def plan(self, earliest: datetime | None = None) -> tuple[ResolvedRange, bool, list[tuple[SeriesSpec, str]]]:
         """The current range, whether compare is on, and one spec per (period, series)."""
         self.check()
-        dr = self.query.dateRange
         rng = self.resolve_range(earliest)
         self.span = rng.date_to - rng.date_from
         periods = [("current", rng)]
         cf = self.query.compareFilter
-        compare = bool(cf and cf.compare) and not (dr and dr.date_from == "all")
+        # `all` compares with an equal span before the first event (§8, newest); a dashboard that
+        # overrides date_from with `all` switches compare off before the query gets here.
+        compare = bool(cf and cf.compare)
         if compare:
             interval = self.query.interval.value if self.query.interval else "day"
             prev = previous_period(rng, cf.compare_to, interval, self.scope.tz)
             if self.total_value:
-                prev = ResolvedRange(prev.date_from, prev.date_to, "day", prev.week_start_day, prev.snap,
-                                     prev.relative_from, prev.from_text, prev.to_absent)
+                prev = replace(prev, interval="day")
             periods.append(("previous", prev))
         jobs = [(spec, period) for period, period_rng in periods for spec in self._specs(period_rng)]
         return rng, compare, jobs
@@ -189,7 +192,8 @@ class TrendsRunner:
         # One after another: they share the request's query_id, which is what cancel() kills.
         results = [await self._series(execute, spec, period) for spec, period in jobs]
         rows, has_more = build_response_rows(self.query, list(results), compare=compare,
-                                             total_value=self.total_value, display=self.display)
+                                             total_value=self.total_value, display=self.display,
+                                             cohort_names={i: c.name for i, c in self.scope.cohorts.items()})
         return {
             "results": rows,
             "hasMore": has_more,

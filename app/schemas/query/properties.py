@@ -83,6 +83,8 @@ class CohortPropertyFilter(_Filter):
     key: Literal["id"] = "id"  # type: ignore[assignment]
     value: int  # type: ignore[assignment]
     operator: PropertyOperator | None = PropertyOperator.in_
+    negation: bool | None = None  # legacy: true means not_in
+    cohort_name: str | None = None
 
 
 class GroupPropertyFilter(_Filter):
@@ -136,6 +138,12 @@ AnyPropertyFilter = Annotated[
 ]
 
 
+# Longest list of filters at one level (a query's `properties`, a series' `properties`, one group's
+# `values`): far above what any real insight uses, low enough that a crafted query cannot make the
+# compiler spend seconds before ClickHouse refuses it (issue 9, abuse limits).
+MAX_FILTERS = 200
+
+
 class PropertyFilterList(BaseModel):
     """Helper to validate a plain list of filters (e.g. an environment's test_account_filters)."""
 
@@ -161,7 +169,7 @@ class PropertyGroupFilterValue(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: FilterLogicalOperator
-    values: list["PropertyItem"] = Field(default_factory=list)
+    values: list["PropertyItem"] = Field(default_factory=list, max_length=MAX_FILTERS)
 
 
 PropertyItem = Annotated[
@@ -174,7 +182,7 @@ class PropertyGroupFilter(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: FilterLogicalOperator
-    values: list[PropertyGroupFilterValue] = Field(default_factory=list)
+    values: list[PropertyGroupFilterValue] = Field(default_factory=list, max_length=MAX_FILTERS)
 
 
 def _properties_tag(value: Any) -> str:
@@ -183,7 +191,8 @@ def _properties_tag(value: Any) -> str:
 
 # A query's global `properties`: a plain list (AND) or a group.
 AnyProperties = Annotated[
-    Union[Annotated[list[PropertyItem], Tag("list")], Annotated[PropertyGroupFilter, Tag("group")]],
+    Union[Annotated[list[PropertyItem], Field(max_length=MAX_FILTERS), Tag("list")],
+          Annotated[PropertyGroupFilter, Tag("group")]],
     Discriminator(_properties_tag),
 ]
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Discriminator, Field, Tag
 
 from app.schemas.query.base import Node
-from app.schemas.query.properties import PropertyItem
+from app.schemas.query.properties import MAX_FILTERS, PropertyItem
 
 
 class MathType(str, Enum):
@@ -65,8 +65,8 @@ class EntityNode(Node):
     math_group_type_index: int | None = Field(default=None, ge=0, le=4)
     math_multiplier: float | None = None
     math_property_revenue_currency: RevenueCurrencyPropertyConfig | None = None
-    properties: list[PropertyItem] | None = None
-    fixedProperties: list[PropertyItem] | None = None
+    properties: list[PropertyItem] | None = Field(default=None, max_length=MAX_FILTERS)
+    fixedProperties: list[PropertyItem] | None = Field(default=None, max_length=MAX_FILTERS)
     optionalInFunnel: bool | None = None
     response: dict[str, Any] | None = None
 

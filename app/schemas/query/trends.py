@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -61,8 +61,8 @@ class TrendsFilter(Node):
     detailedResultsAggregationType: Literal["total", "average", "median"] | None = None
     display: ChartDisplayType | None = ChartDisplayType.ActionsLineGraph
     formula: str | None = Field(default=None, max_length=1000)
-    formulaNodes: list[TrendsFormulaNode] | None = None
-    formulas: list[str] | None = None
+    formulaNodes: list[TrendsFormulaNode] | None = Field(default=None, max_length=50)
+    formulas: list[Annotated[str, Field(max_length=1000)]] | None = Field(default=None, max_length=50)
     goalLines: list[GoalLine] | None = None
     hiddenLegendIndexes: list[int] | None = None
     minDecimalPlaces: float | None = None

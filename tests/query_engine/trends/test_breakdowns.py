@@ -122,10 +122,10 @@ class TestOtherSources:
                                       "breakdown_limit": 1})
         assert [(r["breakdown_value"], r["count"]) for r in result] == [("a", 2), (OTHER, 7)]
 
-    @pytest.mark.parametrize("btype", ["cohort", "session", "data_warehouse"])  # hogql: tests/hogql/
+    @pytest.mark.parametrize("btype", ["session", "data_warehouse"])  # hogql: tests/hogql/; cohort: test_cohorts.py
     async def test_unsupported_is_400(self, data, btype):
         with pytest.raises(QueryError) as exc:
-            await rows(data, {"breakdown": [1] if btype == "cohort" else "x", "breakdown_type": btype})
+            await rows(data, {"breakdown": "x", "breakdown_type": btype})
         assert "not supported" in exc.value.detail
 
 

@@ -24,7 +24,8 @@ HOSTILE = [
 ]
 NOW = datetime(2020, 1, 12, 12, tzinfo=timezone.utc)
 PLACEHOLDER = re.compile(r"\{(p\d+):")
-PLACEHOLDER_FULL = re.compile(r"\{p\d+:(?:String|Int64|Float64|Date|Array\(String\)|Array\(Date\)|DateTime64\(6, 'UTC'\))\}")
+PLACEHOLDER_FULL = re.compile(
+    r"\{p\d+:(?:String|Int64|Float64|Date|Array\(String\)|Array\(Date\)|Array\(Int64\)|DateTime64\(6, 'UTC'\))\}")
 
 
 def queries(h: str) -> list[dict]:
@@ -34,6 +35,8 @@ def queries(h: str) -> list[dict]:
     props = [{"type": t, "key": h, "operator": op, "value": [h] if op in ("in", "not_in") else h}
              for t in ("event", "person") for op in ops]
     props.append({"type": "group", "key": h, "value": h, "group_type_index": 2})
+    props += [{"type": "event", "key": h, "operator": "semver_eq", "value": h},
+              {"type": "person", "key": h, "operator": "semver_caret", "value": "1.2.3"}]
     props += [{"type": "element", "key": k, "value": h, "operator": "exact"} for k in ("href", "text", "tag_name")]
     return [
         trends(events(h, custom_name=h, name=h, properties=props), dateRange={"date_from": "-7d"}, properties=props),
@@ -81,6 +84,15 @@ def test_hostile_metadata_keys_are_rejected(key):
     with pytest.raises(QueryError) as exc:
         TrendsRunner(parse_query(q), Scope(7, "UTC", NOW)).compile()
     assert exc.value.attr == "query.properties[0].key"
+
+
+@pytest.mark.parametrize("value", ["1; DROP TABLE events", "x' OR 1=1", "{p0:String}"])
+def test_hostile_cohort_breakdown_and_semver_ranges_are_rejected(value):
+    for q in (trends(events("e"), breakdownFilter={"breakdown": ["all", value], "breakdown_type": "cohort"}),
+              trends(events("e"), properties=[{"type": "event", "key": "v", "operator": "semver_tilde",
+                                               "value": value}])):
+        with pytest.raises(QueryError):
+            TrendsRunner(parse_query(q), Scope(7, "UTC", NOW)).compile()
 
 
 @pytest.mark.parametrize("key", ["distinct_id; DROP", "`x`"])
