@@ -78,6 +78,8 @@ async def capture_v0(ingestion: Ingestion, req: CaptureRequest) -> None:
     if not events:
         metrics.incr("capture_requests_filtered_total")
         return
+    if not await ingestion.admit(team_id, len(events)):
+        return  # over the limit in "drop" mode: accepted and discarded (§6)
     await _submit(ingestion, team_id, events, historical=decoded.envelope.get("historical_migration") is True)
 
 
@@ -161,6 +163,11 @@ async def capture_v1(ingestion: Ingestion, req: CaptureRequest) -> dict[str, dic
     doc = decode_v1(req.body, req.headers.get("content-encoding", ""), req.limit)
     now = clock.now()
     results: dict[str, dict[str, str]] = {}
+    if not await ingestion.admit(team_id, len(doc["batch"])):
+        for index, raw in enumerate(doc["batch"]):
+            key = str(raw.get("uuid") or f"#{index}") if isinstance(raw, dict) else f"#{index}"
+            results[key] = {"result": "drop", "details": "over the project's event rate limit"}
+        return results
     accepted: list[tuple[str, Event]] = []
     for index, raw in enumerate(doc["batch"]):
         key = str(raw.get("uuid") or f"#{index}") if isinstance(raw, dict) else f"#{index}"

@@ -118,13 +118,13 @@ class DefinitionsTracker:
 async def persist_definitions(session: AsyncSession, pending: PendingDefinitions) -> None:
     now = clock.now()
     events = [{"environment_id": t, "name": n, "created_at": now, "last_seen_at": ts}
-              for (t, n), ts in pending.events.items()]
+              for (t, n), ts in sorted(pending.events.items())]  # one lock order for every process
     if events:
         await session.execute(pg.insert(EventDefinition).on_conflict_do_nothing(), events)
     props = [
         {"environment_id": t, "type": kind, "group_type_index": -1, "name": n, "property_type": ptype,
          "is_numerical": ptype == "Numeric", "created_at": now, "updated_at": now}
-        for (t, kind, n), ptype in pending.properties.items()
+        for (t, kind, n), ptype in sorted(pending.properties.items(), key=lambda item: item[0])
     ]
     if props:
         stmt = pg.insert(PropertyDefinition)

@@ -3,7 +3,10 @@ events and groups, applied in event order to an in-process view of the authorita
 
 `PersonProcessor.process` mutates that view and records every change in a `Changes` object;
 the writer persists the changes to PostgreSQL and ClickHouse before acknowledging the batch.
-On a failed batch the writer calls `forget(team_id)`, so the view is reloaded from PostgreSQL.
+On a failed batch the writer calls `forget()`, so the view is reloaded from PostgreSQL. The view is
+only a cache: `Changes` records the version each row had before the batch touched it, PostgreSQL
+refuses a change whose row moved on meanwhile (another process), and `evict` drops entries other
+processes changed (app.ingestion.sync).
 """
 
 from __future__ import annotations
@@ -64,11 +67,17 @@ class PersonState:
         self._json = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class GroupState:
     properties: dict[str, Any]
     created_at: datetime
     version: int
+    _json: str | None = None
+
+    def properties_json(self) -> str:
+        if self._json is None:
+            self._json = orjson.dumps(self.properties).decode()
+        return self._json
 
 
 @dataclass
@@ -84,7 +93,13 @@ class TeamView:
 
 @dataclass
 class Changes:
-    """Everything one batch changed, per team, in application order."""
+    """Everything one batch changed, per team, in application order.
+
+    The `expected_*` maps hold, for every row the batch changes, the version the row had before the
+    batch first touched it (None: the batch creates it). PostgreSQL applies each change only where
+    the stored version still equals that (compare-and-set), so two processes that both changed a
+    row from the same state cannot both win: the loser's batch is prepared again from PostgreSQL.
+    """
 
     persons: dict[tuple[int, uuidlib.UUID], PersonState] = field(default_factory=dict)
     deleted: dict[tuple[int, uuidlib.UUID], PersonState] = field(default_factory=dict)
@@ -92,6 +107,13 @@ class Changes:
     personless: set[tuple[int, str]] = field(default_factory=set)
     group_types: dict[tuple[int, str], int] = field(default_factory=dict)
     groups: dict[tuple[int, int, str], GroupState] = field(default_factory=dict)
+    expected_persons: dict[tuple[int, uuidlib.UUID], int | None] = field(default_factory=dict)
+    expected_dids: dict[tuple[int, str], int | None] = field(default_factory=dict)
+    expected_groups: dict[tuple[int, int, str], int | None] = field(default_factory=dict)
+
+    def expect_person(self, team_id: int, person: PersonState) -> None:
+        """Call before the batch's first change to `person` (its version is still the stored one)."""
+        self.expected_persons.setdefault((team_id, person.id), person.version)
 
     def __bool__(self) -> bool:
         return bool(self.persons or self.deleted or self.distinct_ids or self.personless or self.group_types
@@ -104,6 +126,8 @@ class EventPerson:
     properties_json: str
     created_at: datetime
     mode: str  # 'full' | 'propertyless'
+    # Per group type index 0–4: the group's state at ingestion time (None: no such group on the event).
+    groups: list[GroupState | None] | None = None
 
 
 class Loader(Protocol):
@@ -153,6 +177,29 @@ class PersonProcessor:
         else:
             self.teams.pop(team_id, None)
 
+    def evict(self, team_id: int, *, dids: list[str], person_ids: list[str], groups: list[tuple[int, str]],
+              group_types: bool = False) -> None:
+        """Forget entries another process changed; the next prefetch reloads them from PostgreSQL."""
+        view = self.teams.get(team_id)
+        if view is None:
+            return
+        stale = set(dids)
+        for pid in person_ids:
+            person = view.by_id.pop(uuidlib.UUID(pid), None)
+            if person is not None:
+                stale |= person.dids
+        for did in stale:
+            person = view.persons.pop(did, None)
+            if person is not None:
+                person.dids.discard(did)
+            view.did_versions.pop(did, None)
+            view.personless_checked.discard(did)
+            view.personless.discard(did)
+        for key in groups:
+            view.groups.pop(key, None)
+        if group_types:
+            view.group_types = None
+
     def view(self, team_id: int) -> TeamView:
         view = self.teams.get(team_id)
         if view is None:
@@ -188,16 +235,30 @@ class PersonProcessor:
                     view.persons[did] = None
                 view.personless_checked.add(did)
             view.personless |= personless
-        if view.group_types is None and any("$groups" in ev.properties or ev.event == "$groupidentify" for ev in events):
+        await self._prefetch_groups(team_id, view, events)
+
+    async def _prefetch_groups(self, team_id: int, view: TeamView, events: list[Event]) -> None:
+        """Group type mapping and every group the batch identifies or names in `$groups`."""
+        group_events = [ev for ev in events if ev.event == "$groupidentify" or "$groups" in ev.properties]
+        if not group_events:
+            return
+        if view.group_types is None:
             view.group_types = await self.loader.load_group_types(team_id)
-        wanted_groups = [(view.group_types or {}).get(str(ev.properties.get("$group_type"))) for ev in events
-                         if ev.event == "$groupidentify"]
-        keys = []
-        for ev, index in zip([e for e in events if e.event == "$groupidentify"], wanted_groups):
-            if index is not None:
-                key = (index, str(ev.properties.get("$group_key")))
-                if key not in view.groups:
-                    keys.append(key)
+        types = view.group_types
+        wanted: set[tuple[int, str]] = set()
+        for ev in group_events:
+            props = ev.properties
+            if ev.event == "$groupidentify":
+                index = types.get(str(props.get("$group_type")))
+                if index is not None and props.get("$group_key") is not None:
+                    wanted.add((index, str(props["$group_key"])))
+            groups = props.get("$groups")
+            if isinstance(groups, dict) and ev.process_person:
+                for group_type, key in groups.items():
+                    index = types.get(str(group_type))
+                    if index is not None and key is not None:
+                        wanted.add((index, _group_key(key)))
+        keys = [key for key in wanted if key not in view.groups]
         if keys:
             loaded = await self.loader.load_groups(team_id, keys)
             for key in keys:
@@ -213,22 +274,25 @@ class PersonProcessor:
         """Groups, property updates and the person columns of the event's row (sync: hot path)."""
         view = self.view(team_id)
         props = ev.properties
-        if "$groups" in props:
-            self._groups(team_id, view, ev, changes)
+        groups = self._groups(team_id, view, ev, changes) if "$groups" in props else None
         if not ev.process_person:
             return self._personless(team_id, view, ev, changes)
         if ev.event == "$groupidentify":
             # §9.6: it updates the group and never touches persons.
             self._group_identify(team_id, view, ev, changes)
-            return self._personless(team_id, view, ev, changes)
+            result = self._personless(team_id, view, ev, changes)
+            result.groups = groups
+            return result
         person = view.persons.get(ev.distinct_id)
         if person is None:
             person = self._create(team_id, view, ev.distinct_id, ev, changes, identified=False)
         elif ev.event not in _NO_PROPERTY_UPDATES and _update_properties(person.properties, props):
+            changes.expect_person(team_id, person)
             person.version += 1
             person.touched()
             changes.persons[(team_id, person.id)] = person
-        return EventPerson(person.id, person.properties_json(), person.created_at.replace(microsecond=0), "full")
+        return EventPerson(person.id, person.properties_json(), person.created_at.replace(microsecond=0), "full",
+                           groups)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -248,6 +312,7 @@ class PersonProcessor:
             _update_properties(props, ev.properties)
         person = PersonState(id=person_uuid(team_id, owner), created_at=ev.timestamp, properties=props,
                              is_identified=identified, version=0)
+        changes.expected_persons.setdefault((team_id, person.id), None)
         view.by_id[person.id] = person
         changes.persons[(team_id, person.id)] = person
         self._attach(team_id, view, owner, person, changes, override=False)
@@ -256,7 +321,16 @@ class PersonProcessor:
     def _attach(self, team_id: int, view: TeamView, did: str, person: PersonState, changes: Changes, *,
                 override: bool) -> None:
         """Point `did` at `person`; a version > 0 row is what lands in the overrides table."""
+        key = (team_id, person.id)
+        if key not in changes.expected_persons:
+            # The person gains a distinct id: a change of the person too (version bump), so a process
+            # that merges it away concurrently (and re-points only the ids it read) loses the race
+            # instead of leaving this id pointing at a deleted person.
+            changes.expect_person(team_id, person)
+            person.version += 1
+            changes.persons[key] = person
         previous = view.did_versions.get(did)
+        changes.expected_dids.setdefault((team_id, did), previous)
         version = previous + 1 if previous is not None else (1 if override else 0)
         view.persons[did] = person
         view.did_versions[did] = version
@@ -291,6 +365,7 @@ class PersonProcessor:
 
     def _identify(self, team_id: int, person: PersonState, changes: Changes) -> None:
         if not person.is_identified:
+            changes.expect_person(team_id, person)
             person.is_identified = True
             person.version += 1
             changes.persons[(team_id, person.id)] = person
@@ -300,6 +375,8 @@ class PersonProcessor:
         stored = await self.loader.load_person_dids(team_id, po.id)
         for did, version in stored.items():
             view.did_versions.setdefault(did, version)
+        changes.expect_person(team_id, pt)
+        changes.expect_person(team_id, po)
         pt.properties = {**po.properties, **pt.properties}
         pt.created_at = min(po.created_at, pt.created_at)
         pt.is_identified = True
@@ -314,14 +391,22 @@ class PersonProcessor:
         changes.deleted[(team_id, po.id)] = po
         changes.persons[(team_id, pt.id)] = pt
 
-    def _groups(self, team_id: int, view: TeamView, ev: Event, changes: Changes) -> None:
+    def _groups(self, team_id: int, view: TeamView, ev: Event, changes: Changes) -> list[GroupState | None] | None:
+        """Write `$group_<index>` and return each named group's current state (for groupN_* columns)."""
         groups = ev.properties.get("$groups")
         if not isinstance(groups, dict) or not ev.process_person:
-            return
+            return None
+        states: list[GroupState | None] | None = None
         for group_type, key in groups.items():
             index = self._group_index(team_id, view, str(group_type), changes)
             if index is not None and key is not None:
                 ev.properties[f"$group_{index}"] = key
+                state = view.groups.get((index, _group_key(key)))
+                if state is not None:
+                    if states is None:
+                        states = [None] * MAX_GROUP_TYPES
+                    states[index] = state
+        return states
 
     def _group_index(self, team_id: int, view: TeamView, group_type: str, changes: Changes) -> int | None:
         types = view.group_types if view.group_types is not None else {}
@@ -342,15 +427,23 @@ class PersonProcessor:
         index = self._group_index(team_id, view, str(group_type), changes)
         if index is None:
             return
-        state = view.groups.get((index, str(key)))
+        key = _group_key(key)
+        state = view.groups.get((index, key))
         group_set = ev.properties.get("$group_set")
         if state is None:
-            state = view.groups[(index, str(key))] = GroupState({}, ev.timestamp, 0)
+            state = view.groups[(index, key)] = GroupState({}, ev.timestamp, 0)
+            changes.expected_groups.setdefault((team_id, index, key), None)
         else:
+            changes.expected_groups.setdefault((team_id, index, key), state.version)
             state.version += 1
         if isinstance(group_set, dict):
             state.properties.update(group_set)
-        changes.groups[(team_id, index, str(key))] = state
+            state._json = None
+        changes.groups[(team_id, index, key)] = state
+
+
+def _group_key(key: Any) -> str:
+    return key if isinstance(key, str) else orjson.dumps(key).decode()
 
 
 _MERGE_EVENTS = {"$identify", "$create_alias", "$merge_dangerously"}

@@ -18,6 +18,7 @@ EVENT_COLUMNS = (
     "person_mode", "historical_migration",
 )
 _NO_GROUP = "1970-01-01 00:00:00"
+_NO_GROUPS = ("", "", "", "", "", _NO_GROUP, _NO_GROUP, _NO_GROUP, _NO_GROUP, _NO_GROUP)
 
 
 def properties_json(properties: dict[str, Any]) -> str:
@@ -29,10 +30,19 @@ def properties_json(properties: dict[str, Any]) -> str:
         return json.dumps(properties, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def group_columns(person: EventPerson) -> tuple[Any, ...]:
+    """groupN_properties then groupN_created_at: each named group's state at ingestion time (§9.6)."""
+    if person.groups is None:
+        return _NO_GROUPS
+    props = tuple(g.properties_json() if g is not None else "" for g in person.groups)
+    created = tuple(g.created_at if g is not None else _NO_GROUP for g in person.groups)
+    return props + created
+
+
 def event_row(team_id: int, ev: Event, person: EventPerson, now: datetime, historical: bool) -> tuple[Any, ...]:
     return (
         ev.uuid, ev.event, properties_json(ev.properties), ev.timestamp, team_id, ev.distinct_id,
         ev.elements_chain, now, person.person_id, person.created_at, person.properties_json,
-        "", "", "", "", "", _NO_GROUP, _NO_GROUP, _NO_GROUP, _NO_GROUP, _NO_GROUP,
+        *group_columns(person),
         person.mode, historical,
     )

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.ingestion.errors import CaptureUnauthorized
+from app.ingestion.ratelimit import CaptureLimiter
 from app.ingestion.writer import IngestionWriter
 from app.models import Environment
 from app.query_engine.executor.base import ClickHouseExecutor
@@ -39,6 +40,14 @@ class Ingestion:
         self.sessionmaker = sessionmaker
         self.writer = IngestionWriter(clickhouse, sessionmaker, redis=redis)
         self._tokens: dict[str, tuple[int | None, float]] = {}
+        # Set from the app's settings on first use (see app.routers.capture).
+        self.limiter: CaptureLimiter | None = None
+
+    async def admit(self, team_id: int, events: int) -> bool:
+        """Capture rate limit: True to store, False to drop with a 200; raises for a 429."""
+        if self.limiter is None or not self.limiter.enabled:
+            return True
+        return await self.limiter.admit(str(team_id), events)
 
     def start(self) -> None:
         self.writer.start()

@@ -9,12 +9,19 @@ transactions run strictly in order (person rows are written as full state, so or
 matters); their ClickHouse inserts may overlap. A failed batch fails only its own requests (the
 clients retry), releases its dedup claims and drops the in-process person view, which is then
 reloaded from PostgreSQL.
+
+Several processes may ingest for the same environment: PostgreSQL applies person/group changes only
+where the stored version is still the one the batch started from (see `store.persist_changes`). A
+batch that loses such a race wrote nothing; it is put back in the queue in its original order and
+prepared again from PostgreSQL (at most MAX_ATTEMPTS times, then its requests get a 503). Before
+each preparation the view drops what other processes changed (`sync.ViewSync`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid as uuidlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,7 +36,8 @@ from app.ingestion.definitions import DefinitionsTracker, PendingDefinitions, pe
 from app.ingestion.events import Event
 from app.ingestion.persons import Changes, PersonProcessor, needs_merge
 from app.ingestion.rows import EVENT_COLUMNS, event_row
-from app.ingestion.store import PostgresLoader, clickhouse_rows, persist_changes
+from app.ingestion.store import PersonConflict, PostgresLoader, clickhouse_rows, is_retryable, persist_changes
+from app.ingestion.sync import ViewSync
 from app.query_engine.executor.base import ClickHouseExecutor
 
 log = logging.getLogger("app.ingestion")
@@ -37,7 +45,20 @@ log = logging.getLogger("app.ingestion")
 MAX_BATCH_EVENTS = 50_000
 MAX_PENDING_EVENTS = 1_000_000
 MAX_INFLIGHT = 2
+# Each ClickHouse insert costs a roughly fixed 10–20 ms of CPU (a new part now, merging it later)
+# whatever its size, so fewer, larger inserts are what throughput needs (benchmarks/RESULTS.md):
+# - a second batch is written alongside a running one only once it has CONCURRENT_MIN_EVENTS;
+#   smaller ones gather until the running write ends (their latency grows by at most one write);
+# - an idle writer lets submissions that arrive together gather: it starts a batch when none came
+#   for LINGER_SECONDS, or MAX_LINGER_SECONDS after it woke.
+CONCURRENT_MIN_EVENTS = 2_000
+LINGER_SECONDS = 0.002
+MAX_LINGER_SECONDS = 0.010
 RECENT_UUIDS = 1_000_000
+# A batch that loses a compare-and-set race with another process is prepared again, after a short
+# random pause (so two processes contending for the same persons fall out of step), at most this many times.
+MAX_ATTEMPTS = 10
+RETRY_PAUSE_SECONDS = 0.002
 
 Key = tuple[int, uuidlib.UUID]
 
@@ -46,12 +67,18 @@ class WriterUnavailable(Exception):
     pass
 
 
+class _Retry(Exception):
+    """write_direct: the batch lost a compare-and-set race and should be prepared again."""
+
+
 @dataclass
 class Submission:
     team_id: int
     events: list[Event]
     historical: bool
     future: asyncio.Future[list[bool]]
+    seq: int = 0
+    attempts: int = 0
 
 
 @dataclass
@@ -63,6 +90,9 @@ class Prepared:
     event_rows: list[tuple[Any, ...]]
     fresh: list[Key]
     claimed: list[Key]
+    # `IngestionWriter._pg_failures` when preparation started: if an earlier batch fails to reach
+    # PostgreSQL after that, this batch was built on state that will never exist and is redone.
+    pg_failures: int = 0
 
 
 class IngestionWriter:
@@ -72,6 +102,8 @@ class IngestionWriter:
         self.sessionmaker = sessionmaker
         self.dedup = Deduplicator(clickhouse, redis) if dedup_lookup else None
         self.persons = PersonProcessor(PostgresLoader(sessionmaker))
+        self.sync = ViewSync(redis, self.persons)
+        self._seq = 0
         self.definitions = DefinitionsTracker()
         self._pending: list[Submission] = []
         self._pending_events = 0
@@ -82,6 +114,8 @@ class IngestionWriter:
         self._inflight: set[asyncio.Task[bool]] = set()
         self._pg_turn: asyncio.Future[None] | None = None
         self._stale = False
+        self._pg_failures = 0
+        self._tasks: set[asyncio.Task[Any]] = set()  # after-acknowledgement work (dedup settle, publish)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -96,6 +130,8 @@ class IngestionWriter:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # --- API -----------------------------------------------------------------------------------
 
@@ -108,7 +144,8 @@ class IngestionWriter:
         if self._pending_events + len(events) > MAX_PENDING_EVENTS:
             raise WriterUnavailable("the ingestion queue is full")
         future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
-        self._pending.append(Submission(team_id, events, historical, future))
+        self._seq += 1
+        self._pending.append(Submission(team_id, events, historical, future, self._seq))
         self._pending_events += len(events)
         self._wake.set()
         return await asyncio.shield(future)
@@ -116,8 +153,13 @@ class IngestionWriter:
     async def write_direct(self, team_id: int, events: list[Event], *, historical: bool = False) -> None:
         """Bulk path (demo data): the same preparation and writes, without the queue."""
         sub = Submission(team_id, events, historical, asyncio.get_running_loop().create_future())
-        if not await self._commit(await self._prepare([sub])):
-            raise WriterUnavailable("writing the batch failed")
+        for _ in range(MAX_ATTEMPTS):
+            if await self._commit(await self._prepare([sub]), requeue=False):
+                return
+            if not isinstance(sub.future.exception() if sub.future.done() else None, _Retry):
+                break
+            sub.future = asyncio.get_running_loop().create_future()
+        raise WriterUnavailable("writing the batch failed")
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -134,13 +176,23 @@ class IngestionWriter:
         while True:
             if not self._pending:
                 if self._stopping:
-                    break
+                    if not self._inflight:
+                        break
+                    # A batch still being written may come back (requeued after a lost race).
+                    await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             if len(self._inflight) >= MAX_INFLIGHT:
                 await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
                 continue
+            if not self._stopping and self._pending_events < CONCURRENT_MIN_EVENTS:
+                if self._inflight:
+                    await asyncio.wait(self._inflight, timeout=LINGER_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+                    if self._inflight:
+                        continue
+                await self._linger()
             batch = self._take()
             try:
                 prepared = await self._prepare(batch)
@@ -153,6 +205,19 @@ class IngestionWriter:
             task.add_done_callback(self._inflight.discard)
         if self._inflight:
             await asyncio.wait(self._inflight)
+
+    async def _linger(self) -> None:
+        """Let submissions that arrive together (in the same few milliseconds) share one batch."""
+        if LINGER_SECONDS <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MAX_LINGER_SECONDS
+        seen = self._seq
+        while not self._stopping and self._pending_events < CONCURRENT_MIN_EVENTS and loop.time() < deadline:
+            await asyncio.sleep(LINGER_SECONDS)
+            if self._seq == seen:
+                return
+            seen = self._seq
 
     def _fail(self, batch: list[Submission], exc: BaseException) -> None:
         # The views are dropped before the next preparation, never during one (a batch being
@@ -168,9 +233,11 @@ class IngestionWriter:
         if self._stale:
             self._stale = False
             self.persons.forget()
+        pg_failures = self._pg_failures
         now = clock.now()
         now_s = now.timestamp()
-        duplicates, claimed = await self._duplicates(batch)
+        # Two Redis round trips, overlapped: other processes' person changes, and the dedup claims.
+        _, (duplicates, claimed) = await asyncio.gather(self.sync.refresh(), self._duplicates(batch))
         changes, pending = Changes(), PendingDefinitions()
         rows: list[tuple[Any, ...]] = []
         results: list[list[bool]] = []
@@ -203,7 +270,7 @@ class IngestionWriter:
             recent[key] = None
         while len(recent) > RECENT_UUIDS:
             recent.popitem(last=False)
-        return Prepared(batch, results, changes, pending, rows, fresh, claimed)
+        return Prepared(batch, results, changes, pending, rows, fresh, claimed, pg_failures)
 
     async def _duplicates(self, batch: list[Submission]) -> tuple[set[Key], list[Key]]:
         found: set[Key] = set()
@@ -221,26 +288,82 @@ class IngestionWriter:
         duplicates, claimed = await self.dedup.claim(candidates)
         return found | duplicates, claimed
 
-    async def _commit(self, prepared: Prepared) -> bool:
-        """Write one prepared batch; False (its futures failed) when anything went wrong."""
+    def _requeue(self, batch: list[Submission], exc: PersonConflict) -> None:
+        """Prepare these submissions again (in their original order) from fresh PostgreSQL state."""
+        self._stale = True
+        again = []
+        for sub in batch:
+            sub.attempts += 1
+            if sub.attempts >= MAX_ATTEMPTS:
+                if not sub.future.done():
+                    sub.future.set_exception(WriterUnavailable(f"person state kept changing: {exc}"))
+            else:
+                again.append(sub)
+        if again:
+            self._pending = sorted(again + self._pending, key=lambda sub: sub.seq)
+            self._pending_events += sum(len(sub.events) for sub in again)
+            self._wake.set()
+
+    async def _commit(self, prepared: Prepared, *, requeue: bool = True) -> bool:
+        """Write one prepared batch; False (its futures failed or requeued) when anything went wrong."""
         previous_turn = self._pg_turn
         my_turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pg_turn = my_turn
+        pg_done = False
         try:
             try:
                 if previous_turn is not None:
                     await asyncio.shield(previous_turn)
+                if prepared.pg_failures != self._pg_failures:
+                    # An earlier batch, whose person changes this one saw, never reached PostgreSQL.
+                    pg_done = True  # nothing of ours was tried: later batches need not be redone
+                    raise PersonConflict("an earlier batch it built on was not written")
                 if prepared.changes or prepared.definitions:
-                    async with self.sessionmaker() as session:
-                        await persist_changes(session, prepared.changes)
-                        await persist_definitions(session, prepared.definitions)
-                        await session.commit()
+                    try:
+                        async with self.sessionmaker() as session:
+                            await persist_changes(session, prepared.changes)
+                            await persist_definitions(session, prepared.definitions)
+                            await session.commit()
+                    except Exception as exc:
+                        if is_retryable(exc):  # a deadlock or serialization failure: a lost race too
+                            raise PersonConflict(str(exc).splitlines()[0]) from exc
+                        raise
+                    # Tell the other processes, off this batch's critical path.
+                    self._background(self.sync.publish(prepared.changes))
+                pg_done = True
             finally:
+                if not pg_done:
+                    # Batches prepared after this one saw its uncommitted person state.
+                    self._pg_failures += 1
                 my_turn.set_result(None)
-            for table, (columns, rows) in clickhouse_rows(prepared.changes).items():
-                await self.clickhouse.insert(table, columns, rows)
+            replicas = clickhouse_rows(prepared.changes)
+            if replicas:
+                outcomes = await asyncio.gather(*(self.clickhouse.insert(table, columns, rows)
+                                                  for table, (columns, rows) in replicas.items()),
+                                                return_exceptions=True)
+                for outcome in outcomes:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
             # Events last: a visible event always has its person rows.
             await self.clickhouse.insert("events", EVENT_COLUMNS, prepared.event_rows)
+        except PersonConflict as exc:
+            # Nothing was written (the transaction rolled back before any ClickHouse insert).
+            for key in prepared.fresh:
+                self._recent.pop(key, None)
+            if self.dedup is not None:
+                await self.dedup.settle(prepared.claimed, written=False)
+            metrics.incr("capture_batches_conflicted_total")
+            log.info("ingestion batch lost a person update race, preparing it again: %s", exc)
+            if requeue:
+                attempts = max(sub.attempts for sub in prepared.submissions)
+                await asyncio.sleep(random.uniform(0, RETRY_PAUSE_SECONDS * 2 ** min(attempts, 4)))
+                self._requeue(prepared.submissions, exc)
+            else:
+                self._stale = True
+                for sub in prepared.submissions:
+                    sub.future.set_exception(_Retry(str(exc)))
+                    sub.future.exception()  # retrieved: write_direct looks at it
+            return False
         except Exception as exc:
             for key in prepared.fresh:
                 self._recent.pop(key, None)
@@ -259,7 +382,13 @@ class IngestionWriter:
             if not sub.future.done():
                 sub.future.set_result(flags)
         if self.dedup is not None:
-            # After the acknowledgement, off the latency path: a crash before this leaves the claims
-            # pending, and a resend meeting a pending claim is checked against ClickHouse.
-            await self.dedup.settle(prepared.claimed, written=True)
+            # After the acknowledgement, off the latency path (and not holding an in-flight slot): a
+            # crash before this leaves the claims pending, and a resend meeting a pending claim is
+            # checked against ClickHouse.
+            self._background(self.dedup.settle(prepared.claimed, written=True))
         return True
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -11,13 +11,14 @@ from app.ingestion import metrics
 from app.ingestion.capture import CaptureRequest, capture_v0, capture_v1
 from app.ingestion.decode import LIMIT_BATCH, LIMIT_E, LIMIT_REPLAY
 from app.ingestion.errors import CaptureTooLarge
-from app.ingestion.service import normalize_token
+from app.ingestion.ratelimit import CaptureLimiter
+from app.ingestion.service import Ingestion, normalize_token
 
 router = APIRouter(tags=["capture"], include_in_schema=True)
 
 OK = {"status": 1}
 # What capture answers besides 200 (spec/INGESTION.md §6), so the OpenAPI names every status it sends.
-_ERRORS = error_responses(400, 401, 413, 415, 503)
+_ERRORS = error_responses(400, 401, 413, 415, 429, 503)
 _V0_PATHS = ("/batch", "/e", "/i/v0/e", "/capture", "/track", "/engage")
 _METHODS = ["POST", "GET", "OPTIONS"]
 
@@ -36,6 +37,14 @@ def _cors(request: Request) -> dict[str, str]:
     else:
         headers["Access-Control-Allow-Origin"] = "*"
     return headers
+
+
+def _ingestion(request: Request) -> Ingestion:
+    ingestion = request.app.state.ingestion
+    if ingestion.limiter is None:
+        ingestion.limiter = CaptureLimiter.from_settings(request.app.state.settings,
+                                                         request.app.state.backends.redis_url)
+    return ingestion
 
 
 def _error(request: Request, exc: AppError) -> JSONResponse:
@@ -78,7 +87,7 @@ async def _v0(request: Request) -> Response:
     kind = "e" if path.startswith("i/v0/e") else path.split("/")[0]
     limit = LIMIT_BATCH if kind == "batch" else LIMIT_E
     try:
-        await capture_v0(request.app.state.ingestion, await _capture_request(request, kind, limit))
+        await capture_v0(_ingestion(request), await _capture_request(request, kind, limit))
     except AppError as exc:
         return _error(request, exc)
     metrics.incr("capture_requests_total", kind)
@@ -109,7 +118,7 @@ async def _v1(request: Request) -> Response:
     request_id = request.headers.get("posthog-request-id", "")
     echo = {"PostHog-Request-Id": request_id} if request_id else {}
     try:
-        results = await capture_v1(request.app.state.ingestion, await _capture_request(request, "v1", LIMIT_BATCH))
+        results = await capture_v1(_ingestion(request), await _capture_request(request, "v1", LIMIT_BATCH))
     except AppError as exc:
         exc.headers.update(echo)
         return _error(request, exc)

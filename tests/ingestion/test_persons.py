@@ -157,3 +157,29 @@ class TestGroups:
         rows = await ch.execute(
             "SELECT `$group_0`, `$group_1` FROM events WHERE team_id = {t:Int64} AND event = 'used'", {"t": env.id})
         assert rows.rows == [("acme", "42")]
+
+    async def test_group_properties_on_event_rows(self, client, env, backends):
+        """groupN_properties / groupN_created_at: the group's state when the event was ingested."""
+        ch = backends.clickhouse
+        await send(client, env, event("$groupidentify", "gp", properties={
+            "$group_type": "company", "$group_key": "acme", "$group_set": {"plan": "free"}}))
+        await send(client, env, event("$groupidentify", "gp", properties={
+            "$group_type": "project", "$group_key": "p1", "$group_set": {"name": "Web"}}))
+        await send(client, env, event("before", "gp", properties={"$groups": {"company": "acme", "project": "p1"}}))
+        await send(client, env, event("$groupidentify", "gp", properties={
+            "$group_type": "company", "$group_key": "acme", "$group_set": {"plan": "pro"}}),
+            event("after", "gp", properties={"$groups": {"company": "acme", "project": "unknown"}}),
+            event("personless", "gp", properties={"$groups": {"company": "acme"}, "$process_person_profile": False}))
+        result = await ch.execute(
+            "SELECT event, group0_properties, toUnixTimestamp(group0_created_at) > 0, group1_properties,"
+            " toUnixTimestamp(group1_created_at) > 0, group2_properties"
+            " FROM events WHERE team_id = {t:Int64} AND event != '$groupidentify'", {"t": env.id})
+        rows = {r[0]: r[1:] for r in result.rows}
+        assert json.loads(rows["before"][0]) == {"plan": "free"} and rows["before"][1] == 1
+        assert json.loads(rows["before"][2]) == {"name": "Web"} and rows["before"][3] == 1
+        assert rows["before"][4] == ""
+        # the same request's earlier $groupidentify is applied first; an unknown group stays empty
+        assert json.loads(rows["after"][0]) == {"plan": "pro"}
+        assert rows["after"][2:4] == ("", 0)
+        # like `$group_N`, group columns are written for person-processed events only
+        assert rows["personless"][:2] == ("", 0)
