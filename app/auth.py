@@ -3,6 +3,15 @@
 Keys are `phx_` + 43 random characters. Only a salted SHA-256 of a key is stored, with an
 indexed lookup prefix (the key's first 12 characters, 8 of them random) that narrows the
 candidates, and a masked display value. Comparison is constant time.
+
+Authentication results (key → user and key row), environments and memberships are cached in the
+process for `auth_cache_seconds`, so an authenticated request usually costs no SQL. Only
+successful lookups are cached: a new key, environment or membership is found at once. Any change
+written through this process to a key, user, environment, organization or membership row (ORM
+flush or bulk UPDATE/DELETE) empties the cache when it is flushed and again when it commits, so
+a revoked key, a deactivated user or a removed membership is refused at once here; other
+processes notice within the TTL. Cached rows are detached ORM objects shared by concurrent
+requests: treat them as read-only (reload into the session to change one).
 """
 
 from __future__ import annotations
@@ -12,16 +21,19 @@ import hmac
 import re
 import secrets
 import string
+import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock
 from app.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
-from app.models import Environment, OrganizationMembership, PersonalAPIKey, User
+from app.models import Environment, Organization, OrganizationMembership, PersonalAPIKey, User
 
 KEY_PREFIX = "phx_"
 KEY_RANDOM_LENGTH = 43
@@ -82,7 +94,92 @@ def find_key(request: Request, body: object | None) -> KeyCandidate | None:
     return None
 
 
-async def authenticate_key(session: AsyncSession, candidate: KeyCandidate) -> tuple[User, PersonalAPIKey]:
+class LocalCache:
+    """Successful authentication lookups, each kept for the caller's TTL (monotonic time, never
+    the possibly frozen app clock). `invalidate` empties everything; `epoch` lets a lookup that
+    read the database before an invalidation refuse to store what it read."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self._entries: dict[tuple[str, Any], tuple[float, Any]] = {}
+
+    def get(self, kind: str, ident: Any) -> Any:
+        entry = self._entries.get((kind, ident))
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            self._entries.pop((kind, ident), None)
+            return None
+        return entry[1]
+
+    def put(self, kind: str, ident: Any, value: Any, *, ttl: float, epoch: int) -> None:
+        if ttl <= 0 or epoch != self.epoch:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[(kind, ident)] = (time.monotonic() + ttl, value)
+
+    def invalidate(self) -> None:
+        self.epoch += 1
+        self._entries.clear()
+
+
+AUTH_CACHE = LocalCache()
+_AUTH_TABLES = frozenset({"personal_api_key", "user", "environment", "organization", "organization_membership"})
+_AUTH_CLASSES = (PersonalAPIKey, User, Environment, Organization, OrganizationMembership)
+# Execution option of our own bookkeeping writes (last_used_at) that must not empty the cache.
+NEUTRAL = "auth_cache_neutral"
+
+
+def _mark_changed(session: Session) -> None:
+    session.info["auth_changed"] = True
+    AUTH_CACHE.invalidate()
+
+
+@event.listens_for(Session, "before_flush")
+def _on_flush(session: Session, flush_context: object, instances: object) -> None:
+    if any(isinstance(obj, _AUTH_CLASSES) for obj in (*session.dirty, *session.deleted)):
+        _mark_changed(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _on_execute(state: ORMExecuteState) -> None:
+    if not (state.is_update or state.is_delete) or state.execution_options.get(NEUTRAL):
+        return
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) in _AUTH_TABLES:
+        _mark_changed(state.session)
+
+
+@event.listens_for(Session, "after_commit")
+def _on_commit(session: Session) -> None:
+    # Again after the commit: a concurrent request may have cached the old row in between.
+    if session.info.pop("auth_changed", False):
+        AUTH_CACHE.invalidate()
+
+
+@event.listens_for(Session, "after_rollback")
+def _on_rollback(session: Session) -> None:
+    session.info.pop("auth_changed", None)
+
+
+def _detach(session: AsyncSession, *objs: object) -> None:
+    for obj in objs:
+        if obj in session:
+            session.expunge(obj)
+
+
+async def authenticate_key(session: AsyncSession, candidate: KeyCandidate, *,
+                           cache_seconds: float = 0) -> tuple[User, PersonalAPIKey]:
+    ident = hashlib.sha256(candidate.key.encode()).digest()  # the raw key is not kept in memory
+    cached = AUTH_CACHE.get("key", ident)
+    if cached is not None:
+        user, key = cached
+        await _touch(session, key)
+        return user, key
+    epoch = AUTH_CACHE.epoch
     rows = (
         await session.execute(
             select(PersonalAPIKey, User)
@@ -92,12 +189,23 @@ async def authenticate_key(session: AsyncSession, candidate: KeyCandidate) -> tu
     ).all()
     for key, user in rows:
         if hmac.compare_digest(key.secure_value, hash_key(candidate.key, key.salt)):
-            now = clock.now()
-            # Writing last_used_at on every request would turn reads into writes; once a minute is enough.
-            if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
-                key.last_used_at = now
+            if cache_seconds > 0:
+                _detach(session, key, user)
+                AUTH_CACHE.put("key", ident, (user, key), ttl=cache_seconds, epoch=epoch)
+            await _touch(session, key)
             return user, key
     raise AuthenticationFailed(f"Personal API key found in request {candidate.source} is invalid.")
+
+
+async def _touch(session: AsyncSession, key: PersonalAPIKey) -> None:
+    """Writing last_used_at on every request would turn reads into writes; once a minute is enough."""
+    now = clock.now()
+    if key.last_used_at is not None and (now - key.last_used_at).total_seconds() <= 60:
+        return
+    # Also on a cached row, so concurrent requests skip the write; committed, so no flush repeats it.
+    set_committed_value(key, "last_used_at", now)
+    await session.execute(update(PersonalAPIKey).where(PersonalAPIKey.id == key.id).values(last_used_at=now)
+                          .execution_options(**{NEUTRAL: True, "synchronize_session": False}))
 
 
 def scope_satisfied(scopes: list[str], required: str) -> bool:
@@ -145,21 +253,51 @@ def check_scope_without_environment(principal: Principal, scope: str) -> None:
         raise PermissionDenied(f"API key missing required scope '{scope}'")
 
 
-async def resolve_environment(session: AsyncSession, environment_id: int) -> Environment:
+async def resolve_environment(session: AsyncSession, environment_id: int, *, cache_seconds: float = 0) -> Environment:
+    cached = AUTH_CACHE.get("environment", environment_id)
+    if cached is not None:
+        return cached
+    epoch = AUTH_CACHE.epoch
     env = await session.get(Environment, environment_id)
     if env is None:
         raise NotFound("Project not found.")
+    if cache_seconds > 0:
+        _detach(session, env)
+        AUTH_CACHE.put("environment", environment_id, env, ttl=cache_seconds, epoch=epoch)
     return env
 
 
-async def check_membership(session: AsyncSession, user: User, environment: Environment) -> None:
-    found = await session.scalar(
-        select(OrganizationMembership.id).where(
-            OrganizationMembership.user_id == user.id,
-            OrganizationMembership.organization_id == environment.organization_id,
+async def membership(session: AsyncSession, user_id: int, organization_id: int, *,
+                     cache_seconds: float = 0) -> tuple[int, int] | None:
+    """(membership id, level) of the user in the organization (level 1 member, 8 admin, 15 owner),
+    None if not a member."""
+    cached = AUTH_CACHE.get("membership", (user_id, organization_id))
+    if cached is not None:
+        return cached
+    epoch = AUTH_CACHE.epoch
+    row = (await session.execute(
+        select(OrganizationMembership.id, OrganizationMembership.level).where(
+            OrganizationMembership.user_id == user_id,
+            OrganizationMembership.organization_id == organization_id,
         )
-    )
-    if found is None:
+    )).first()
+    if row is None:
+        return None
+    found = (int(row[0]), int(row[1]))
+    AUTH_CACHE.put("membership", (user_id, organization_id), found, ttl=cache_seconds, epoch=epoch)
+    return found
+
+
+async def membership_level(session: AsyncSession, user_id: int, organization_id: int, *,
+                           cache_seconds: float = 0) -> int | None:
+    found = await membership(session, user_id, organization_id, cache_seconds=cache_seconds)
+    return None if found is None else found[1]
+
+
+async def check_membership(session: AsyncSession, user: User, environment: Environment, *,
+                           cache_seconds: float = 0) -> None:
+    level = await membership_level(session, user.id, environment.organization_id, cache_seconds=cache_seconds)
+    if level is None:
         raise PermissionDenied("You don't have access to the project.")
 
 

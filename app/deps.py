@@ -18,7 +18,7 @@ from app.settings import Settings
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
-ThrottleClass = Literal["insight", "element"]
+ThrottleClass = Literal["insight", "element", "default"]
 
 
 def get_settings(request: Request) -> Settings:
@@ -97,10 +97,11 @@ def authorize(
     async def dependency(request: Request, session: SessionDep) -> Context:
         body = await _json_body(request)
         candidate = auth.find_key(request, body)
+        ttl = request.app.state.settings.auth_cache_seconds
         try:
             if candidate is None:
                 raise auth.not_authenticated(_challenge(request) if challenge else None)
-            user, key = await auth.authenticate_key(session, candidate)
+            user, key = await auth.authenticate_key(session, candidate, cache_seconds=ttl)
         except auth.AuthenticationFailed as exc:
             if challenge:
                 exc.status_code = 401
@@ -111,13 +112,15 @@ def authorize(
         env: Environment | None = None
         if environment:
             env_id = _parse_environment_id(request.path_params.get("environment_id", ""))
-            env = await auth.resolve_environment(session, env_id)
+            env = await auth.resolve_environment(session, env_id, cache_seconds=ttl)
             auth.check_key_restrictions(principal, env, scope)
-            await auth.check_membership(session, user, env)
+            await auth.check_membership(session, user, env, cache_seconds=ttl)
         elif scope is not None:
             auth.check_scope_without_environment(principal, scope)
-        if throttle is not None and env is not None:
-            await request.app.state.rate_limiter.hit(throttle, environment_id=env.id, key_id=key.id)
+        if throttle is not None:
+            # Routes outside an environment share one bucket per key (environment 0).
+            await request.app.state.rate_limiter.hit(throttle, environment_id=env.id if env is not None else 0,
+                                                     key_id=key.id)
         return Context(user=user, principal=principal, environment=env)
 
     return Depends(dependency, scope="function")

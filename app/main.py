@@ -105,7 +105,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None, first_st
             app.state.clickhouse = opened.clickhouse
             app.state.redis = opened.redis
             app.state.arq = opened.arq
-            app.state.rate_limiter = RateLimiter(settings, opened.redis_url)
+            app.state.rate_limiter = RateLimiter(settings, opened.redis_url, redis=opened.redis)
             # Capture's micro-batching writer; stopped (flushing everything accepted) before the backends close.
             from app.ingestion.service import Ingestion
 

@@ -232,3 +232,178 @@ class TestRateLimits:
         for _ in range(4):
             await pclient.get(url, headers=env.headers)
         assert (await pclient.get(url)).status_code == 403
+
+
+def _count_sql(backends):
+    """A context manager that collects the SQL statements run on the metadata database."""
+    import contextlib
+
+    from sqlalchemy import event
+
+    @contextlib.contextmanager
+    def counting():
+        seen: list[str] = []
+
+        def on_execute(conn, cursor, statement, *args):
+            seen.append(statement)
+
+        event.listen(backends.engine.sync_engine, "before_cursor_execute", on_execute)
+        try:
+            yield seen
+        finally:
+            event.remove(backends.engine.sync_engine, "before_cursor_execute", on_execute)
+
+    return counting()
+
+
+class TestAuthCache:
+    """Authentication results are cached in the process; writes through the process revoke at once."""
+
+    async def _write(self, backends, statement) -> None:
+        async with backends.sessionmaker() as session:
+            await session.execute(statement)
+            await session.commit()
+
+    async def test_cached_request_runs_no_sql(self, pclient, env: TestEnv, backends):
+        url = f"/api/environments/{env.id}/probe_insights/"
+        assert (await pclient.get(url, headers=env.headers)).status_code == 200
+        with _count_sql(backends) as seen:
+            assert (await pclient.get(url, headers=env.headers)).status_code == 200
+        assert seen == []
+
+    async def test_deleted_key_is_refused_at_once(self, pclient, env: TestEnv, backends):
+        from sqlalchemy import delete
+
+        from app.models import PersonalAPIKey
+
+        key = await env.make_key(["*"])
+        url = f"/api/environments/{env.id}/probe_insights/"
+        assert (await pclient.get(url, headers=bearer(key))).status_code == 200
+        await self._write(backends, delete(PersonalAPIKey).where(PersonalAPIKey.lookup_prefix == key[:12]))
+        r = await pclient.get(url, headers=bearer(key))
+        assert r.status_code == 403 and r.json()["code"] == "authentication_failed"
+
+    async def test_rolled_key_is_refused_at_once(self, pclient, env: TestEnv, backends):
+        from sqlalchemy import select
+
+        from app.auth import generate_key, new_key_record
+        from app.models import PersonalAPIKey
+
+        key = await env.make_key(["*"])
+        url = f"/api/environments/{env.id}/probe_insights/"
+        assert (await pclient.get(url, headers=bearer(key))).status_code == 200
+        rolled = generate_key()
+        async with backends.sessionmaker() as session:  # an ORM change (flush), not a bulk statement
+            row = await session.scalar(select(PersonalAPIKey).where(PersonalAPIKey.lookup_prefix == key[:12]))
+            for name, value in new_key_record(rolled).items():
+                setattr(row, name, value)
+            await session.commit()
+        assert (await pclient.get(url, headers=bearer(key))).status_code == 403
+        assert (await pclient.get(url, headers=bearer(rolled))).status_code == 200
+
+    async def test_deactivated_user_is_refused_at_once(self, pclient, env: TestEnv, backends):
+        from sqlalchemy import update
+
+        from app.models import User
+
+        url = f"/api/environments/{env.id}/probe_insights/"
+        assert (await pclient.get(url, headers=env.headers)).status_code == 200
+        await self._write(backends, update(User).where(User.email == env.creds.user_email).values(is_active=False))
+        assert (await pclient.get(url, headers=env.headers)).status_code == 403
+
+    async def test_removed_membership_is_refused_at_once(self, pclient, env: TestEnv, backends):
+        from sqlalchemy import delete, select
+
+        from app.models import OrganizationMembership, User
+
+        url = f"/api/environments/{env.id}/probe_insights/"
+        assert (await pclient.get(url, headers=env.headers)).status_code == 200
+        async with backends.sessionmaker() as session:
+            user_id = await session.scalar(select(User.id).where(User.email == env.creds.user_email))
+            await session.execute(delete(OrganizationMembership).where(OrganizationMembership.user_id == user_id))
+            await session.commit()
+        r = await pclient.get(url, headers=env.headers)
+        assert r.status_code == 403 and r.json()["detail"] == "You don't have access to the project."
+
+    async def test_changed_scopes_apply_at_once(self, pclient, env: TestEnv, backends):
+        from sqlalchemy import update
+
+        from app.models import PersonalAPIKey
+
+        key = await env.make_key(["insight:read"])
+        url = f"/api/environments/{env.id}/probe_insights/"
+        assert (await pclient.get(url, headers=bearer(key))).status_code == 200
+        await self._write(backends, update(PersonalAPIKey).where(PersonalAPIKey.lookup_prefix == key[:12])
+                          .values(scopes=["element:read"]))
+        r = await pclient.get(url, headers=bearer(key))
+        assert r.status_code == 403 and r.json()["detail"] == "API key missing required scope 'insight:read'"
+
+    async def test_changes_from_elsewhere_apply_within_the_ttl(self, settings, backends, env: TestEnv):
+        """A write this process cannot see (another process, raw SQL) is noticed when the entry expires."""
+        import asyncio
+
+        from sqlalchemy import text
+
+        s = settings.model_copy(update={"auth_cache_seconds": 0.3})
+        application = create_app(s, backends=backends)
+        application.include_router(probe)
+        url = f"/api/environments/{env.id}/probe_insights/"
+        async with application.router.lifespan_context(application):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as c:
+                assert (await c.get(url, headers=env.headers)).status_code == 200
+                async with backends.sessionmaker() as session:  # text(): invisible to the ORM events
+                    await session.execute(text('UPDATE "user" SET is_active = false WHERE email = :e'),
+                                          {"e": env.creds.user_email})
+                    await session.commit()
+                assert (await c.get(url, headers=env.headers)).status_code == 200  # still cached
+                await asyncio.sleep(0.35)
+                assert (await c.get(url, headers=env.headers)).status_code == 403
+
+    async def test_disabled_with_zero_ttl(self, settings, backends, env: TestEnv):
+        s = settings.model_copy(update={"auth_cache_seconds": 0})
+        application = create_app(s, backends=backends)
+        application.include_router(probe)
+        url = f"/api/environments/{env.id}/probe_insights/"
+        from app.auth import AUTH_CACHE
+
+        AUTH_CACHE.invalidate()
+        async with application.router.lifespan_context(application):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as c:
+                assert (await c.get(url, headers=env.headers)).status_code == 200
+                with _count_sql(backends) as seen:
+                    assert (await c.get(url, headers=env.headers)).status_code == 200
+        assert len(seen) == 3  # key, environment, membership
+
+    async def test_last_used_at_written_once_a_minute(self, pclient, env: TestEnv, backends):
+        from sqlalchemy import select
+
+        from app import clock
+        from app.models import PersonalAPIKey
+
+        key = await env.make_key(["*"])
+        url = f"/api/environments/{env.id}/probe_insights/"
+
+        async def last_used():
+            async with backends.sessionmaker() as session:
+                return await session.scalar(select(PersonalAPIKey.last_used_at)
+                                            .where(PersonalAPIKey.lookup_prefix == key[:12]))
+
+        try:
+            clock.freeze("2024-01-01T00:00:00Z")
+            await pclient.get(url, headers=bearer(key))
+            first = await last_used()
+            clock.freeze("2024-01-01T00:00:30Z")
+            await pclient.get(url, headers=bearer(key))
+            assert await last_used() == first  # within the minute: not written (cached or not)
+            clock.freeze("2024-01-01T00:02:00Z")
+            await pclient.get(url, headers=bearer(key))
+            assert (await last_used()).isoformat().startswith("2024-01-01T00:02:00")
+        finally:
+            clock.freeze(None)
+
+    async def test_environment_change_through_the_api_applies_at_once(self, client, env: TestEnv):
+        url = f"/api/environments/{env.id}/"
+        assert (await client.get(url, headers=env.headers)).json()["timezone"] == "UTC"
+        r = await client.patch(url, json={"timezone": "Europe/Paris"}, headers=env.headers)
+        assert r.status_code == 200 and r.json()["timezone"] == "Europe/Paris"
+        assert (await client.get(url, headers=env.headers)).json()["timezone"] == "Europe/Paris"

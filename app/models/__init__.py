@@ -1,5 +1,7 @@
+from app.models.access_control import AccessControl
 from app.models.activity import ActivityLog
 from app.models.base import Base
+from app.models.cohort import Cohort
 from app.models.dashboard import Dashboard, DashboardTile
 from app.models.element import Element
 from app.models.definitions import EventDefinition, PropertyDefinition
@@ -10,6 +12,6 @@ from app.models.personal_api_key import PersonalAPIKey
 from app.models.insight import Insight, InsightViewed
 from app.models.user import User
 
-__all__ = ["ActivityLog", "Element", "Dashboard", "DashboardTile", "Insight", "InsightViewed",
+__all__ = ["AccessControl", "ActivityLog", "Cohort", "Element", "Dashboard", "DashboardTile", "Insight", "InsightViewed",
            "Base", "EventDefinition", "PropertyDefinition", "Environment", "Organization", "OrganizationMembership", "PersonalAPIKey", "User",
            "Group", "GroupTypeMapping", "Person", "PersonDistinctId", "PersonlessDistinctId"]

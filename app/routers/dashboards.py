@@ -11,11 +11,12 @@ from app.deps import Context, SessionDep, authorize
 from app.errors import ParseError, ValidationFailed, error_responses
 from app.pagination import Page
 from app.services import dashboards as service
+from app.services import insights_snapshot as snapshots
 
 router = APIRouter(prefix="/api/environments/{environment_id}/dashboards", tags=["dashboards"])
 
-ReadCtx = Annotated[Context, authorize("dashboard:read", throttle="insight")]
-WriteCtx = Annotated[Context, authorize("dashboard:write", throttle="insight")]
+ReadCtx = Annotated[Context, authorize("dashboard:read", throttle="default")]
+WriteCtx = Annotated[Context, authorize("dashboard:write", throttle="default")]
 ERRORS = error_responses(400, 403, 404, 415, 429)
 
 
@@ -51,6 +52,7 @@ async def list_dashboards(request: Request, session: SessionDep, ctx: ReadCtx) -
 @router.post("/", status_code=201, responses=ERRORS)
 async def create_dashboard(request: Request, session: SessionDep, ctx: WriteCtx) -> dict:
     """Create a dashboard."""
+    snapshots.bind(request.app.state.redis)
     dashboard = await service.create_dashboard(session, environment_id=ctx.env.id, user=ctx.user,
                                                data=await _body(request))
     return service.dashboard_repr(dashboard, [])
@@ -66,6 +68,7 @@ async def retrieve_dashboard(dashboard_id: str, session: SessionDep, ctx: ReadCt
 @router.patch("/{dashboard_id}/", responses=ERRORS)
 async def update_dashboard(request: Request, dashboard_id: str, session: SessionDep, ctx: WriteCtx) -> dict:
     """Update name, description, filters, variables, tiles (color, layouts, overrides); `deleted` soft-deletes."""
+    snapshots.bind(request.app.state.redis)  # tiles change what insight retrieves show: tell other processes
     dashboard = await service.get_dashboard(session, ctx.env.id, _id(dashboard_id))
     dashboard = await service.update_dashboard(session, dashboard=dashboard, data=await _body(request))
     tiles = await service.tiles_with_insights(session, [dashboard.id]) if not dashboard.deleted else []

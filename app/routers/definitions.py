@@ -15,9 +15,9 @@ from app.services import definitions as service
 
 router = APIRouter(prefix="/api/environments/{environment_id}", tags=["definitions"])
 
-PropReadCtx = Annotated[Context, authorize("property_definition:read")]
-PropWriteCtx = Annotated[Context, authorize("property_definition:write")]
-EventReadCtx = Annotated[Context, authorize("event_definition:read")]
+PropReadCtx = Annotated[Context, authorize("property_definition:read", throttle="default")]
+PropWriteCtx = Annotated[Context, authorize("property_definition:write", throttle="default")]
+EventReadCtx = Annotated[Context, authorize("event_definition:read", throttle="default")]
 
 
 def _read(definition) -> PropertyDefinitionRead:
@@ -29,7 +29,7 @@ def _read(definition) -> PropertyDefinitionRead:
 
 
 @router.get("/property_definitions/", response_model=Paginated[PropertyDefinitionRead],
-            responses=error_responses(400, 403, 404))
+            responses=error_responses(400, 403, 404, 429))
 async def list_property_definitions(
     request: Request, session: SessionDep, ctx: PropReadCtx,
     search: str | None = None, type: Literal["event", "person", "group", "session"] = "event",
@@ -45,7 +45,7 @@ async def list_property_definitions(
 
 
 @router.patch("/property_definitions/{definition_id}/", response_model=PropertyDefinitionRead,
-              responses=error_responses(400, 403, 404))
+              responses=error_responses(400, 403, 404, 429))
 async def update_property_definition(
     definition_id: int, body: PropertyDefinitionUpdate, session: SessionDep, ctx: PropWriteCtx,
 ) -> PropertyDefinitionRead:
@@ -57,7 +57,7 @@ async def update_property_definition(
 
 
 @router.get("/event_definitions/", response_model=Paginated[EventDefinitionRead],
-            responses=error_responses(403, 404))
+            responses=error_responses(403, 404, 429))
 async def list_event_definitions(
     request: Request, session: SessionDep, clickhouse: ClickHouseDep, ctx: EventReadCtx, search: str | None = None,
 ) -> dict:

@@ -15,10 +15,10 @@ from app.services import environments as service
 
 router = APIRouter(prefix="/api/environments", tags=["environments"])
 
-ReadCtx = Annotated[Context, authorize("project:read")]
-WriteCtx = Annotated[Context, authorize("project:write")]
-ListCtx = Annotated[Context, authorize("project:read", environment=False)]
-CreateCtx = Annotated[Context, authorize("project:write", environment=False)]
+ReadCtx = Annotated[Context, authorize("project:read", throttle="default")]
+WriteCtx = Annotated[Context, authorize("project:write", throttle="default")]
+ListCtx = Annotated[Context, authorize("project:read", environment=False, throttle="default")]
+CreateCtx = Annotated[Context, authorize("project:write", environment=False, throttle="default")]
 
 
 async def _read(session: SessionDep, env: Environment) -> EnvironmentRead:
@@ -29,7 +29,7 @@ async def _read(session: SessionDep, env: Environment) -> EnvironmentRead:
     )
 
 
-@router.get("/", response_model=Paginated[EnvironmentRead], responses=error_responses(403))
+@router.get("/", response_model=Paginated[EnvironmentRead], responses=error_responses(403, 429))
 async def list_environments(request: Request, session: SessionDep, ctx: ListCtx) -> dict:
     """Environments of the caller's organizations that the key may reach."""
     page = Page.from_request(request)
@@ -39,7 +39,7 @@ async def list_environments(request: Request, session: SessionDep, ctx: ListCtx)
     return page.envelope(request, count, [await _read(session, env) for env in envs])
 
 
-@router.post("/", status_code=201, response_model=EnvironmentRead, responses=error_responses(400, 403))
+@router.post("/", status_code=201, response_model=EnvironmentRead, responses=error_responses(400, 403, 429))
 async def create_environment(body: EnvironmentCreate, session: SessionDep, ctx: CreateCtx) -> EnvironmentRead:
     """Create an environment in the caller's current organization."""
     org_id = ctx.user.current_organization_id or await session.scalar(
@@ -53,13 +53,13 @@ async def create_environment(body: EnvironmentCreate, session: SessionDep, ctx: 
     return await _read(session, env)
 
 
-@router.get("/{environment_id}/", response_model=EnvironmentRead, responses=error_responses(403, 404))
+@router.get("/{environment_id}/", response_model=EnvironmentRead, responses=error_responses(403, 404, 429))
 async def get_environment(session: SessionDep, ctx: ReadCtx) -> EnvironmentRead:
     """One environment with its API token, timezone and test-account filters."""
     return await _read(session, ctx.env)
 
 
-@router.patch("/{environment_id}/", response_model=EnvironmentRead, responses=error_responses(400, 403, 404))
+@router.patch("/{environment_id}/", response_model=EnvironmentRead, responses=error_responses(400, 403, 404, 429))
 async def update_environment(body: EnvironmentUpdate, session: SessionDep, ctx: WriteCtx) -> EnvironmentRead:
     """Change an environment's name, timezone, week start day or test-account filters."""
     env = await service.update_environment(session, environment=ctx.env, data=body)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
 from fastapi.responses import Response
 
 from app.deps import Context, SessionDep, authorize, read_json_body
@@ -15,8 +16,41 @@ from app.services import insights as service
 from app.services import insights_views as views
 from app.services.csv_render import render_csv
 
+
+def _csv_requested(request: Request) -> bool:
+    """Like `_wants_csv`, without raising for an unknown format (that 404 is rendered as JSON)."""
+    fmt = request.query_params.get("format")
+    if fmt is not None:
+        return fmt == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+class _InsightRoute(APIRoute):
+    """Stamps the request's arrival, and renders the errors of a CSV list or retrieve as CSV too
+    (§3.14), including those raised before the view runs: authentication, scopes, environment,
+    membership and throttling (the route's dependencies). PostHog renders them with the renderer
+    the request negotiated."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+        csv_errors = self.name in ("list_insights", "retrieve_insight")
+
+        async def route(request: Request) -> Response:
+            views.mark_arrival(request)  # before authentication (cheaper here than as a dependency)
+            try:
+                return await handler(request)
+            except AppError as exc:
+                if not csv_errors or not _csv_requested(request):
+                    raise
+                response = _render(request, exc.body(), exc.status_code, csv=True)
+                response.headers.update(exc.headers)
+                return response
+
+        return route
+
+
 router = APIRouter(prefix="/api/environments/{environment_id}/insights", tags=["insights"],
-                   dependencies=[Depends(views.mark_arrival)])
+                   route_class=_InsightRoute)
 
 ReadCtx = Annotated[Context, authorize("insight:read", throttle="insight")]
 WriteCtx = Annotated[Context, authorize("insight:write", throttle="insight")]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -58,35 +59,57 @@ async def server_ms(redis: Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
+ROUNDING_MS = 2
+
+
 async def single_flight(redis: Redis, key: str, compute: Callable[[], Awaitable[dict[str, Any]]], *,
-                        not_before_ms: int | None = None) -> dict[str, Any]:
+                        arrived_at: float | None = None,
+                        on_wait: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
     """Run `compute` once for concurrent callers with the same key and give all of them its result.
 
-    `not_before_ms` is when the caller's request arrived: a result whose computation finished after
-    that moment is as fresh as one the caller would compute itself, so it is reused too (requests
-    that arrive together but reach this point after the leader finished still share its result)."""
+    `arrived_at` (`time.perf_counter()`) is when the caller's request arrived: a result whose
+    computation finished after that moment is as fresh as one the caller would compute itself, so
+    it is reused too (requests that arrive together but reach this point after the leader finished
+    still share its result). `on_wait` runs once before a follower starts waiting (the caller
+    releases its database connection there). The first attempt costs one Redis round trip."""
     waited = 0.0
-    if not_before_ms is not None:
-        try:
-            raw = await redis.get(_latest_key(key))
-        except RedisError:
-            raw = None
-        if raw is not None:
-            latest = orjson.loads(raw)
-            if latest.get("finished_ms", 0) >= not_before_ms:
-                return latest["result"]
+    first = True
     while True:
         token = uuid.uuid4().hex
         try:
-            acquired = await redis.set(_lock_key(key), token, nx=True, px=LOCK_MS)
-            leader_token = None if acquired else await redis.get(_lock_key(key))
+            async with redis.pipeline(transaction=False) as pipe:
+                if first:
+                    pipe.time()
+                    pipe.get(_latest_key(key))
+                pipe.set(_lock_key(key), token, nx=True, px=LOCK_MS)
+                pipe.get(_lock_key(key))
+                replies = await pipe.execute()
         except RedisError:
             return await compute()
+        if first:
+            first = False
+            (seconds, micros), latest_raw, acquired, holder = replies
+            if latest_raw is not None and arrived_at is not None:
+                now_ms = int(seconds) * 1000 + int(micros) // 1000
+                # Both stamps are truncated to whole milliseconds, so allow for 2 ms of rounding:
+                # a computation that finished that close to the arrival is as fresh as a new one.
+                not_before_ms = now_ms - int((time.perf_counter() - arrived_at) * 1000) - ROUNDING_MS
+                latest = orjson.loads(latest_raw)
+                if latest.get("finished_ms", 0) >= not_before_ms:
+                    if acquired:
+                        with contextlib.suppress(RedisError):
+                            await _release(redis, key, token)
+                    return latest["result"]
+        else:
+            acquired, holder = replies
         if acquired:
             return await _lead(redis, key, token, compute)
-        if leader_token is None:
-            continue  # the leader finished between our two calls: try to lead
-        leader = leader_token.decode() if isinstance(leader_token, bytes) else leader_token
+        if holder is None:
+            continue  # the leader finished between our two commands: try to lead
+        if on_wait is not None:
+            await on_wait()
+            on_wait = None
+        leader = holder.decode() if isinstance(holder, bytes) else holder
         published = await _follow(redis, key, leader)
         if published is not None:
             return published
@@ -95,32 +118,54 @@ async def single_flight(redis: Redis, key: str, compute: Callable[[], Awaitable[
             return await compute()
 
 
+async def _release(redis: Redis, key: str, token: str) -> None:
+    if (await redis.get(_lock_key(key))) in (token, token.encode()):
+        await redis.delete(_lock_key(key))
+
+
 # Leaders running in this process, so local followers await them instead of polling Redis
 # (50 pollers cost more CPU than the query they wait for). Followers in other processes poll.
 _local: dict[tuple[str, str], asyncio.Future] = {}
+
+
+# Publishes a leader's result (for this request's followers in other processes, and as the latest
+# result of the key) stamped with Redis' clock, and releases the lock if still ours: one round trip.
+_PUBLISH = """
+local t = redis.call('TIME')
+local finished = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[2], '{"finished_ms":' .. finished .. ',"result":' .. ARGV[1] .. '}', 'EX', ARGV[2])
+if redis.call('GET', KEYS[3]) == ARGV[3] then
+  redis.call('DEL', KEYS[3])
+end
+return 1
+"""
 
 
 async def _lead(redis: Redis, key: str, token: str, compute: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
     beat = asyncio.create_task(_heartbeat(redis, key, token))
     done: asyncio.Future = asyncio.get_running_loop().create_future()
     _local[(key, token)] = done
-    result = None
+    published = False
     try:
         result = await compute()
+        # Followers in this process go on at once; the others get the publication below.
+        _local.pop((key, token), None)
+        done.set_result(result)
         with contextlib.suppress(RedisError):
-            payload = orjson.dumps(result)
-            await redis.set(_result_key(key, token), payload, ex=PUBLISH_SECONDS)
-            finished = await server_ms(redis)
-            await redis.set(_latest_key(key), b'{"finished_ms":%d,"result":%s}' % (finished, payload),
-                            ex=PUBLISH_SECONDS)
+            await redis.register_script(_PUBLISH)(
+                keys=[_result_key(key, token), _latest_key(key), _lock_key(key)],
+                args=[orjson.dumps(result), PUBLISH_SECONDS, token])
+            published = True
         return result
     finally:
         _local.pop((key, token), None)
-        done.set_result(result)  # None: the leader failed, followers compute on their own
+        if not done.done():
+            done.set_result(None)  # the leader failed: followers compute on their own
         beat.cancel()
-        with contextlib.suppress(RedisError):
-            if (await redis.get(_lock_key(key))) in (token, token.encode()):
-                await redis.delete(_lock_key(key))
+        if not published:
+            with contextlib.suppress(RedisError):
+                await _release(redis, key, token)
 
 
 async def _follow(redis: Redis, key: str, leader: str) -> dict[str, Any] | None:

@@ -49,6 +49,9 @@ async def create_environment(
 
 
 async def update_environment(session: AsyncSession, *, environment: Environment, data: EnvironmentUpdate) -> Environment:
+    # The caller's environment may be a shared, detached row of the authentication cache: change
+    # this session's own copy (the flush then empties that cache, see app/auth.py).
+    environment = await session.get(Environment, environment.id) or environment
     changes = data.model_dump(exclude_unset=True)
     for field in ("name", "timezone", "test_account_filters"):
         if field in changes and changes[field] is not None:

@@ -98,12 +98,19 @@ async def get_entries(redis: Redis, keys: list[str]) -> list[dict[str, Any] | No
     return [_loads(raw) for raw in await redis.mget(keys)]
 
 
-async def set_entry(redis: Redis, key: str, response: dict[str, Any], *, interval: str | None) -> None:
+def entry_payload(response: dict[str, Any], *, interval: str | None) -> bytes | None:
+    """The cache entry of a response, None for responses that are not cached."""
     if response.get("error"):
-        return  # results with errors are never cached (§3.3.2)
+        return None  # results with errors are never cached (§3.3.2)
     entry = {**response, "_interval": interval}
     entry.pop("query_status", None)
-    await redis.set(key, orjson.dumps(entry), ex=CACHE_TTL_SECONDS)
+    return orjson.dumps(entry)
+
+
+async def set_entry(redis: Redis, key: str, response: dict[str, Any], *, interval: str | None) -> None:
+    payload = entry_payload(response, interval=interval)
+    if payload is not None:
+        await redis.set(key, payload, ex=CACHE_TTL_SECONDS)
 
 
 def status_key(environment_id: int, query_id: str) -> str:
@@ -164,14 +171,19 @@ async def load_statuses(redis: Redis, environment_id: int, query_ids: list[str])
     return out
 
 
-async def load_page(redis: Redis, environment_id: int, keys: list[str], *,
-                    with_entries: bool) -> tuple[dict[str, dict | None], dict[str, dict[str, Any]]]:
-    """Cache entries and unfinished statuses of a whole page of keys in one round trip."""
-    if not keys:
+async def load_page(redis: Redis, environment_id: int, keys: list[str], *, with_entries: bool,
+                    extra: dict[str, Any] | None = None) -> tuple[dict[str, dict | None], dict[str, dict[str, Any]]]:
+    """Cache entries and unfinished statuses of a whole page of keys in one round trip. The raw
+    values of the keys of `extra` (if any) are read in the same round trip and stored into it."""
+    extra_keys = list(extra) if extra else []
+    if not keys and not extra_keys:
         return {}, {}
     entry_keys = keys if with_entries else []
     raws = await redis.mget(entry_keys + [status_key(environment_id, k) for k in keys]
-                            + [alive_key(environment_id, k) for k in keys])
+                            + [alive_key(environment_id, k) for k in keys] + extra_keys)
+    if extra_keys:
+        extra.update(zip(extra_keys, raws[len(raws) - len(extra_keys):]))
+        raws = raws[:len(raws) - len(extra_keys)]
     n = len(entry_keys)
     entries = {k: _loads(raw) for k, raw in zip(entry_keys, raws[:n])}
     statuses = {}
@@ -191,15 +203,24 @@ async def finish_status(redis: Redis, status: dict[str, Any], *, results: dict[s
 
 
 def patch_custom_names(response: dict[str, Any], query_json: dict[str, Any] | None) -> dict[str, Any]:
-    """Custom names are not part of the cache key, so cached series get the current ones (§3.3.5)."""
+    """Custom names are not part of the cache key, so cached series get the current ones (§3.3.5).
+
+    Copy on write: `response` is never changed (coalesced requests share one), and when no name
+    differs it is returned as is."""
     source = query_json.get("source") if isinstance(query_json, dict) and "source" in query_json else query_json
     series = source.get("series") if isinstance(source, dict) else None
     results = response.get("results")
     if not isinstance(series, list) or not isinstance(results, list):
         return response
-    for item in results:
+    patched: list[Any] | None = None
+    for index, item in enumerate(results):
         action = item.get("action") if isinstance(item, dict) else None
         if isinstance(action, dict) and isinstance(action.get("order"), int) and action["order"] < len(series):
             node = series[action["order"]]
-            action["custom_name"] = node.get("custom_name") if isinstance(node, dict) else None
-    return response
+            name = node.get("custom_name") if isinstance(node, dict) else None
+            if "custom_name" in action and action["custom_name"] == name:
+                continue
+            if patched is None:
+                patched = list(results)
+            patched[index] = {**item, "action": {**action, "custom_name": name}}
+    return response if patched is None else {**response, "results": patched}

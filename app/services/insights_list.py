@@ -15,6 +15,7 @@ from app.errors import QueryError, ValidationFailed
 from app.models import Dashboard, DashboardTile, Environment, Insight, InsightViewed, User
 from app.query_engine.dates import parse_date
 from app.schemas.insights import truthy
+from app.services import insights_access as access
 
 MAX_SEARCH = 200
 TYPED = {"TRENDS": "TrendsQuery", "FUNNELS": "FunnelsQuery", "RETENTION": "RetentionQuery", "PATHS": "PathsQuery",
@@ -89,9 +90,13 @@ def clean_search(raw: str | None) -> str | None:
     return term or None
 
 
-def build_list_query(env: Environment, user: User, params: dict[str, str]) -> tuple[Select, Any, str | None]:
+def build_list_query(env: Environment, user: User, params: dict[str, str],
+                     viewer: access.Viewer | None = None) -> tuple[Select, Any, str | None]:
     """The filtered SELECT (ordered), and the search tier expression (None without search)."""
     stmt = select(Insight).where(Insight.environment_id == env.id, Insight.deleted.is_(False))
+    hidden = access.hidden_from_lists(env.id, viewer) if viewer is not None else None
+    if hidden is not None:  # insights this user was denied (§3.5.4)
+        stmt = stmt.where(not_(hidden))
     if params.get("short_id"):
         stmt = stmt.where(Insight.short_id == params["short_id"])
     if "saved" in params:
@@ -190,7 +195,8 @@ def _order(stmt: Select, order: str | None, tier, term: str | None) -> Select:
 
 async def list_insights(session: AsyncSession, *, env: Environment, user: User, params: dict[str, str],
                         limit: int, offset: int) -> tuple[int, list[Insight], dict[int, str] | None]:
-    stmt, tier, term = build_list_query(env, user, params)
+    viewer = await access.viewer_for(session, env, user)
+    stmt, tier, term = build_list_query(env, user, params, viewer)
     count = int(await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
     if tier is None:
         rows = (await session.scalars(stmt.limit(limit).offset(offset))).all()

@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Dashboard, DashboardTile, Environment, Insight, InsightViewed, OrganizationMembership, User
+from app.models import Dashboard, DashboardTile, Environment, Insight, InsightViewed, User
+from app.services import insights_access as access
 from app.services.dashboards import apply_dashboard
 from app.services.query_runner import Item, QueryRunner
 
-ADMIN_LEVEL = 8
 RESTRICTION_EVERYONE_EDITS = 21
 PRIVILEGE_CAN_EDIT = 37
 
@@ -60,6 +60,23 @@ class ReprOptions:
     search_match: dict[int, str] | None = None
 
 
+@dataclass(frozen=True)
+class Related:
+    """What a representation reads besides the insights: other authors, and tiles with their dashboards."""
+
+    users: dict[int, User]
+    tiles: dict[int, list[tuple[DashboardTile, Dashboard]]]
+    rules: list[access.Rule]
+
+
+async def load_related(session: AsyncSession, insights: list[Insight], me: User) -> Related:
+    """For a snapshot shared by every caller: the access rules of every member are included."""
+    users, tiles, _ = await _related(session, insights, False, me)
+    users.pop(me.id, None)
+    rules = await access.load_rules(session, insights[0].environment_id, [i.id for i in insights]) if insights else []
+    return Related(users=users, tiles=tiles, rules=rules)
+
+
 async def _related(session: AsyncSession, insights: list[Insight], list_mode: bool, me: User):
     ids = [i.id for i in insights]
     # The requesting user is already loaded; only other authors need a query.
@@ -82,17 +99,18 @@ async def _related(session: AsyncSession, insights: list[Insight], list_mode: bo
     return users, tiles, views
 
 
-async def _is_admin(session: AsyncSession, env: Environment, user: User) -> bool:
-    level = await session.scalar(select(OrganizationMembership.level).where(
-        OrganizationMembership.organization_id == env.organization_id, OrganizationMembership.user_id == user.id))
-    return (level or 0) >= ADMIN_LEVEL
-
-
 async def represent(session: AsyncSession, *, env: Environment, user: User, insights: list[Insight],
-                    runner: QueryRunner | None, options: ReprOptions) -> list[dict[str, Any]]:
-    users, tiles, views = await _related(session, insights, options.list_mode, user)
-    # Creators are managers of their insights anyway: the membership level matters only for others'.
-    admin = any(i.created_by_id != user.id for i in insights) and await _is_admin(session, env, user)
+                    runner: QueryRunner | None, options: ReprOptions,
+                    preloaded: Related | None = None) -> list[dict[str, Any]]:
+    """`preloaded`: the users and tiles of a retrieve's snapshot (app/services/insights_snapshot.py)."""
+    viewer = await access.viewer_for(session, env, user)
+    if preloaded is not None and not options.list_mode:
+        users, tiles, views, rules = {**preloaded.users, user.id: user}, preloaded.tiles, {}, preloaded.rules
+    else:
+        users, tiles, views = await _related(session, insights, options.list_mode, user)
+        # Creators and admins are managers anyway: rules matter only for others' insights.
+        others = [i.id for i in insights if i.created_by_id != user.id]
+        rules = await access.load_rules(session, env.id, others) if others and not viewer.admin else []
     effective: list[dict[str, Any] | None] = []
     matched_tiles: list[tuple[DashboardTile, Dashboard] | None] = []
     for insight in insights:
@@ -117,7 +135,7 @@ async def represent(session: AsyncSession, *, env: Environment, user: User, insi
             "updated_at": iso(insight.updated_at), "created_by": user_repr(users.get(insight.created_by_id)),
             "created_at": iso(insight.created_at), "last_modified_at": iso(insight.last_modified_at),
             "favorited": insight.favorited,
-            "user_access_level": "manager" if admin or insight.created_by_id == user.id else "editor",
+            "user_access_level": access.level_for(rules, insight, viewer),
             "last_viewed_at": iso_ms(views.get(insight.id)) if options.list_mode else None,
         }
         if options.basic:

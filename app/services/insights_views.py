@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from fastapi import Request
@@ -13,9 +14,11 @@ from app.errors import ValidationFailed
 from app.pagination import Page
 from app.schemas.insights import parse_insight_body, truthy
 from app.services import insights as service
-from app.services.insight_cache import parse_refresh
+from app.services import insights_access as access
+from app.services import insights_snapshot as snapshots
+from app.services.insight_cache import FORCE_CACHE, parse_refresh
 from app.services.insights_list import list_insights
-from app.services.insights_repr import DashboardContext, ReprOptions, represent
+from app.services.insights_repr import DashboardContext, Related, ReprOptions, represent
 from app.services.query_runner import QueryRunner
 
 
@@ -23,20 +26,16 @@ def make_runner(request: Request, session: AsyncSession, ctx: Context) -> QueryR
     state = request.app.state
     runner = QueryRunner(environment=ctx.env, session=session, clickhouse=state.clickhouse, redis=state.redis,
                          arq=state.arq, settings=state.settings)
-    runner.arrived_ms = getattr(request.state, "arrived_ms", None)
+    runner.arrived_at = getattr(request.state, "arrived_at", None)
+    runner.release_session_before_compute = request.method == "GET"
+    snapshots.bind(state.redis)  # so this process' insight writes reach other processes' snapshots
     return runner
 
 
-async def mark_arrival(request: Request) -> None:
-    """Router dependency, resolved before authentication: the request's arrival in Redis time."""
-    from redis.exceptions import RedisError
-
-    from app.services.coalescing import server_ms
-
-    try:
-        request.state.arrived_ms = await server_ms(request.app.state.redis)
-    except RedisError:
-        request.state.arrived_ms = None
+def mark_arrival(request: Request) -> None:
+    """Called as the route starts, before authentication: when the request arrived (monotonic;
+    turned into Redis time only if the request computes a result, see QueryRunner)."""
+    request.state.arrived_at = time.perf_counter()
 
 
 def _refresh(request: Request, body: dict[str, Any] | None = None) -> tuple[str, bool]:
@@ -89,33 +88,66 @@ async def list_view(request: Request, session: AsyncSession, ctx: Context) -> di
     return {"count": count, "next": next_url, "previous": previous_url, "results": results}
 
 
-async def _one(request: Request, session: AsyncSession, ctx: Context, insight, body=None) -> dict[str, Any]:
+async def _one(request: Request, session: AsyncSession, ctx: Context, insight, body=None,
+               preloaded: Related | None = None) -> dict[str, Any]:
     options = _options(request, body)
     [item] = await represent(session, env=ctx.env, user=ctx.user, insights=[insight],
-                             runner=make_runner(request, session, ctx), options=options)
+                             runner=make_runner(request, session, ctx), options=options, preloaded=preloaded)
     return item
 
 
 async def retrieve_view(request: Request, session: AsyncSession, ctx: Context, ref: str) -> dict[str, Any]:
-    insight = await service.get_insight(session, ctx.env.id, ref, short_id=request.query_params.get("short_id"))
+    state = request.app.state
+    short_id = request.query_params.get("short_id")
+    ttl = state.settings.auth_cache_seconds
+    # The common case, a cached retrieve: one Redis round trip reads the cache entry and the
+    # snapshot counter together. Only `force_cache` has no side effects to undo if the snapshot
+    # turns out to be outdated (then the result is thrown away and the rows read again).
+    snapshot = snapshots.peek(environment_id=ctx.env.id, ref=ref, short_id=short_id) if ttl > 0 else None
+    # Options are parsed once the insight is known to exist: lookup (404) comes before validation (400).
+    options = _options(request) if snapshot is not None else None
+    if snapshot is not None and options.mode == FORCE_CACHE:
+        runner = make_runner(request, session, ctx)
+        runner.extra_reads[snapshots.VERSION_KEY] = _UNREAD
+        [item] = await represent(session, env=ctx.env, user=ctx.user, insights=[snapshot.insight], runner=runner,
+                                 options=options, preloaded=snapshot.related)
+        if runner.extra_reads[snapshots.VERSION_KEY] == snapshot.version:
+            access.require(snapshot.related.rules, snapshot.insight, await access.viewer_for(session, ctx.env, ctx.user),
+                           "viewer")
+            await _record_view(request, session, ctx, snapshot.insight)
+            return item
+    insight, related = await snapshots.load_for_retrieve(
+        session, state.redis, environment_id=ctx.env.id, ref=ref, short_id=short_id, me=ctx.user, ttl=ttl)
+    # Object permission before anything is computed or shared (coalesced followers included, §4).
+    access.require(related.rules, insight, await access.viewer_for(session, ctx.env, ctx.user), "viewer")
+    await _record_view(request, session, ctx, insight)
+    return await _one(request, session, ctx, insight, preloaded=related)
+
+
+_UNREAD = object()
+
+
+async def _record_view(request: Request, session: AsyncSession, ctx: Context, insight) -> None:
     if await _should_record_view(request, insight.id, ctx.user.id):
         await service.record_view(session, insight=insight, user=ctx.user)
-    return await _one(request, session, ctx, insight)
 
 
 VIEW_THROTTLE_SECONDS = 60
+_recent_views: dict[tuple[int, int], float] = {}
 
 
 async def _should_record_view(request: Request, insight_id: int, user_id: int) -> bool:
-    """A view is written at most once a minute per (insight, user): a write and its commit would
-    otherwise dominate the cost of serving a cached insight. Without Redis every view is written."""
-    from redis.exceptions import RedisError
-
-    try:
-        return bool(await request.app.state.redis.set(f"insight_viewed:{insight_id}:{user_id}", 1, nx=True,
-                                                      ex=VIEW_THROTTLE_SECONDS))
-    except RedisError:
-        return True
+    """A view is written at most once a minute per (insight, user) and process: a write and its
+    commit would otherwise dominate the cost of serving a cached insight. The throttle lives in
+    the process (no round trip); with several processes each writes at most once a minute."""
+    now = time.monotonic()
+    last = _recent_views.get((insight_id, user_id))
+    if last is not None and now - last < VIEW_THROTTLE_SECONDS:
+        return False
+    if len(_recent_views) >= 50_000:  # bounded: forget everything rather than grow
+        _recent_views.clear()
+    _recent_views[(insight_id, user_id)] = now
+    return True
 
 
 async def create_view(request: Request, session: AsyncSession, ctx: Context, body: Any) -> dict[str, Any]:
@@ -128,6 +160,9 @@ async def update_view(request: Request, session: AsyncSession, ctx: Context, ref
     # Only a PATCH with JSON `false` may reach a soft-deleted insight (restore, §3.8).
     restoring = request.method == "PATCH" and isinstance(body, dict) and body.get("deleted") is False
     insight = await service.get_insight(session, ctx.env.id, ref, include_deleted=restoring)
+    viewer = await access.viewer_for(session, ctx.env, ctx.user)
+    if not viewer.admin and insight.created_by_id != ctx.user.id:
+        access.require(await access.load_rules(session, ctx.env.id, [insight.id]), insight, viewer, "editor")
     data = parse_insight_body(body)
     insight = await service.update_insight(session, insight=insight, user=ctx.user, data=data)
     return await _one(request, session, ctx, insight, body)

@@ -4,20 +4,20 @@ the insight endpoints and `POST query/`."""
 from __future__ import annotations
 
 import asyncio
-import copy
-import re
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from arq import ArqRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import clock
-from app.errors import AppError, ValidationFailed
+from app.errors import AppError, Throttled, ValidationFailed
 from app.models import Environment
 from app.query_engine.dates import iso
 from app.query_engine.executor.base import ClickHouseExecutor
@@ -29,15 +29,16 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY_LIMIT = 10
 RUNNING_TTL_MS = 120_000
 RESULT_FIELDS = ("result", "hasMore", "columns", "hogql", "types", "resolved_date_range", "last_refresh",
                  "cache_target_age", "next_allowed_client_refresh")
 
 
-class ConcurrencyLimitExceeded(AppError):
-    status_code = 429
-    code = "concurrency_limit_exceeded"
+class ConcurrencyLimitExceeded(Throttled):
+    """Too many queries running for one environment: a 429 `throttled_error` (spec/API.md §1.1)
+    that says why and when to retry; insight requests turn it into the §3.4 failure status."""
+
+    default_detail = "Too many queries are running for this environment; try again shortly."
 
 
 @dataclass
@@ -64,6 +65,40 @@ def _ms(value: str | None) -> str | None:
     return text.replace(".000Z", "Z")
 
 
+_KEY_MEMO: dict[bytes, str] = {}
+
+
+def _cache_key(env: Environment, query_json: dict[str, Any]) -> str:
+    """`cache_key`, memoised on its inputs: validating the query node costs more than a cached
+    retrieve's own work, and the same insight is served over and over."""
+    try:
+        memo = orjson.dumps([env.id, env.timezone, env.week_start_day, query_json], option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return cache_key(environment=env, query_json=query_json)
+    key = _KEY_MEMO.get(memo)
+    if key is None:
+        key = cache_key(environment=env, query_json=query_json)  # raises for invalid queries: not memoised
+        if len(_KEY_MEMO) >= 10_000:
+            _KEY_MEMO.clear()
+        _KEY_MEMO[memo] = key
+    return key
+
+
+# Admission under the per-environment concurrency limit, in one round trip on Redis' own clock
+# (expiries must advance even while the app clock is frozen in tests). Returns 1 if admitted.
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('INCR', KEYS[2])
+return 1
+"""
+
+
 def executions_key(environment_id: int) -> str:
     return f"query_executions:{environment_id}"
 
@@ -77,17 +112,23 @@ class QueryRunner:
         self.redis = redis
         self.arq = arq
         self.settings = settings
-        # When the request arrived (Redis time): a coalesced result finished after it is as fresh as our own.
-        self.arrived_ms: int | None = None
+        # When the request arrived (perf_counter): a coalesced result finished after that moment is
+        # as fresh as our own. Turned into Redis time (shared by every process) only when computing.
+        self.arrived_at: float | None = None
+        # Set for GET requests, whose only writes are bookkeeping (view records, key last_used_at).
+        self.release_session_before_compute = False
+        # Keys read with the cache entries in the same Redis round trip (name → raw value, filled in).
+        self.extra_reads: dict[str, Any] = {}
 
     # -- the decision table of §3.3.2 ------------------------------------------------------------
     async def resolve_many(self, items: list[Item], mode: str, *, requested: bool,
                            client_query_id: str | None = None) -> list[dict[str, Any]]:
-        keys = [cache_key(environment=self.env, query_json=i.query) if i.query else None for i in items]
+        keys = [_cache_key(self.env, i.query) if i.query else None for i in items]
         present = [k for k in dict.fromkeys(keys) if k]
         try:
-            entries, statuses = await cache.load_page(self.redis, self.env.id, present,
-                                                      with_entries=mode != cache.FORCE_ASYNC)
+            # force_blocking looks at neither entries nor statuses; force_async only at statuses.
+            entries, statuses = ({}, {}) if mode == cache.FORCE_BLOCKING else await cache.load_page(
+                self.redis, self.env.id, present, with_entries=mode != cache.FORCE_ASYNC, extra=self.extra_reads)
         except RedisError:
             log.warning("redis unavailable: every insight is a cache miss")
             entries, statuses = {}, {}
@@ -148,43 +189,54 @@ class QueryRunner:
 
     # -- computing now -----------------------------------------------------------------------------
     async def execute(self, query_json: dict[str, Any], key: str, query_id: str | None) -> dict[str, Any]:
-        """Run the query now, under the per-environment concurrency limit, and fill the cache."""
+        """Run the query now, under the per-environment concurrency limit, and fill the cache.
+        One Redis round trip before the query (admission) and one after (release and cache):
+        coalesced followers wait on both."""
         running = f"query_running:{self.env.id}"
         member = query_id or uuid.uuid4().hex
-        limit = getattr(self.settings, "query_concurrency_limit", DEFAULT_CONCURRENCY_LIMIT)
+        limit = self.settings.query_concurrency_limit
         try:
-            server_ms = await self._server_ms()
-            await self.redis.zremrangebyscore(running, 0, server_ms)
-            if await self.redis.zcard(running) >= limit:
-                raise ConcurrencyLimitExceeded("concurrency_limit_exceeded")
-            await self.redis.zadd(running, {member: server_ms + RUNNING_TTL_MS})
-            await self.redis.incr(executions_key(self.env.id))
+            admitted = await self.redis.register_script(_ADMIT)(
+                keys=[running, executions_key(self.env.id)], args=[limit, RUNNING_TTL_MS, member])
         except RedisError:
             log.warning("redis unavailable: running without concurrency accounting")
+            admitted = 1
+        if not admitted:
+            raise ConcurrencyLimitExceeded(headers={"Retry-After": "1"})
         try:
             response = await run_query(environment=self.env, query_json=query_json, clickhouse=self.clickhouse,
                                        session=self.session, settings=self.settings,
                                        client_query_id=self.engine_query_id(query_id) if query_id else None)
-        finally:
+        except BaseException:
             try:
                 await self.redis.zrem(running, member)
             except RedisError:
                 pass
+            raise
+        entry = cache.entry_payload(response, interval=interval_of(query_json))
         try:
-            await cache.set_entry(self.redis, key, response, interval=interval_of(query_json))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(running, member)
+                if entry is not None:
+                    pipe.set(key, entry, ex=cache.CACHE_TTL_SECONDS)
+                await pipe.execute()
         except RedisError:
             log.warning("redis unavailable: result not cached")
         return response
 
-    async def _server_ms(self) -> int:
-        # Redis' own clock: expiries must advance even while the app clock is frozen in tests.
-        seconds, micros = await self.redis.time()
-        return int(seconds) * 1000 + int(micros) // 1000
-
     async def compute_coalesced(self, query_json: dict[str, Any], key: str,
                                 client_query_id: str | None) -> dict[str, Any]:
         return await single_flight(self.redis, key, lambda: self.execute(query_json, key, client_query_id),
-                                   not_before_ms=self.arrived_ms)
+                                   arrived_at=self.arrived_at, on_wait=self._release_session)
+
+    async def _release_session(self) -> None:
+        """Commit what a GET has read and written so far, handing its connection back to the pool
+        before waiting for another request's computation: 50 coalesced requests waiting with a connection
+        each would exhaust the pool (10+10), and the later ones could not even start their own
+        checks until the leader finished. The session stays usable (a later statement checks out
+        a connection again); expire_on_commit is off, so loaded objects keep their values."""
+        if self.release_session_before_compute and self.session.in_transaction():
+            await self.session.commit()
 
     async def _compute(self, item: Item, key: str, requested: bool, client_query_id: str | None) -> dict[str, Any]:
         assert item.query is not None
@@ -200,7 +252,7 @@ class QueryRunner:
             return self._failure(item, client_query_id, "concurrency_limit_exceeded", last_refresh=iso(clock.now()))
         except AppError as exc:
             return self._failure(item, client_query_id, exc.detail, last_refresh=None)
-        response = cache.patch_custom_names(copy.deepcopy(response), item.query)
+        response = cache.patch_custom_names(response, item.query)  # copy on write: followers share `response`
         return self._fields(response, key, requested, is_cached=False)
 
     def _failure(self, item: Item, client_query_id: str | None, message: str, *, last_refresh: str | None) -> dict:
@@ -283,7 +335,7 @@ class QueryRunner:
             mode = cache.BLOCKING
         else:
             mode, _ = cache.parse_refresh(refresh)
-        key = cache_key(environment=self.env, query_json=query_json)
+        key = _cache_key(self.env, query_json)
         item = Item(query=query_json)
         entry = None
         if mode not in (cache.FORCE_ASYNC, cache.FORCE_BLOCKING):
@@ -299,8 +351,8 @@ class QueryRunner:
         if mode == cache.FORCE_CACHE:
             return {"results": None, "is_cached": False, "cache_key": key, "query_status": None}
         if mode in (cache.BLOCKING, cache.FORCE_BLOCKING) or (mode == cache.ASYNC_EXCEPT_ON_CACHE_MISS and entry is None):
-            response = cache.patch_custom_names(
-                copy.deepcopy(await self.compute_coalesced(query_json, key, client_query_id)), query_json)
+            response = dict(cache.patch_custom_names(
+                await self.compute_coalesced(query_json, key, client_query_id), query_json))
             if client_query_id:
                 response["query_id"] = client_query_id  # the engine ran it under an environment-prefixed id
             return response

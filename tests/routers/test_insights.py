@@ -350,3 +350,47 @@ class TestCSV:
         r = await client.get(url(env, "?format=csv"), headers={**env.headers})
         rows = list(csv.reader(io.StringIO(r.text)))
         assert len(rows) == 2 and rows[0][:3] == ["count", "next", "previous"] and "results.0.name" in rows[0]
+
+
+class TestCSVErrors:
+    """Errors of a CSV request are a one-row CSV of the error object (§3.14), whichever check fails."""
+
+    @staticmethod
+    def _row(r) -> dict:
+        assert r.headers["content-type"] == "text/csv; charset=utf-8"
+        rows = list(csv.reader(io.StringIO(r.text)))
+        assert len(rows) == 2 and rows[0] == ["attr", "code", "detail", "type"]
+        return dict(zip(rows[0], rows[1]))
+
+    async def test_not_authenticated(self, client, env):
+        r = await client.get(url(env, "?format=csv"))
+        assert r.status_code == 403
+        assert self._row(r) == {"attr": "", "code": "not_authenticated", "type": "authentication_error",
+                                "detail": "Authentication credentials were not provided."}
+
+    async def test_invalid_key_on_retrieve(self, client, env):
+        body = await create(client, env, query=VIZ)
+        r = await client.get(url(env, f"{body['id']}/?format=csv"), headers={"Authorization": "Bearer phx_nope"})
+        assert r.status_code == 403 and self._row(r)["code"] == "authentication_failed"
+
+    async def test_missing_scope_and_accept_header(self, client, env):
+        key = await env.make_key(["element:read"])
+        r = await client.get(url(env, ""), headers={"Authorization": f"Bearer {key}", "Accept": "text/csv"})
+        assert r.status_code == 403
+        assert self._row(r)["detail"] == "API key missing required scope 'insight:read'"
+
+    async def test_other_organization(self, client, env, other_env):
+        r = await client.get(url(other_env, "?format=csv"), headers=env.headers)
+        assert r.status_code == 403 and self._row(r)["code"] == "permission_denied"
+
+    async def test_unknown_environment_and_object(self, client, env):
+        r = await client.get("/api/environments/999999999/insights/?format=csv", headers=env.headers)
+        assert r.status_code == 404 and self._row(r)["detail"] == "Project not found."
+        r = await client.get(url(env, "999999999/?format=csv"), headers=env.headers)
+        assert r.status_code == 404 and self._row(r)["detail"] == "Not found."
+
+    async def test_json_requests_keep_json_errors(self, client, env):
+        r = await client.get(url(env, ""))
+        assert r.status_code == 403 and r.headers["content-type"] == "application/json"
+        r = await client.get(url(env, "?format=xml"), headers=env.headers)
+        assert r.status_code == 404 and r.headers["content-type"] == "application/json"

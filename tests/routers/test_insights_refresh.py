@@ -282,6 +282,18 @@ class TestConcurrencyLimit:
         assert status["error_message"] == "concurrency_limit_exceeded" and status["error"] is True
         assert status["id"] == "mine" and status["insight_id"] == str(insight["id"]) and status["complete"] is False
 
+    async def test_query_endpoint_answers_429_with_retry_after(self, client, env, backends, frozen):
+        seconds, _ = await backends.redis.time()
+        await backends.redis.zadd(f"query_running:{env.id}", {f"q{i}": (seconds + 600) * 1000 for i in range(10)})
+        try:
+            r = await client.post(f"/api/environments/{env.id}/query/",
+                                  json={"query": TRENDS, "refresh": "force_blocking"}, headers=env.headers)
+        finally:
+            await backends.redis.delete(f"query_running:{env.id}")
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        body = r.json()
+        assert body["type"] == "throttled_error" and body["code"] == "throttled" and body["attr"] is None
+
 
 class TestQueryEndpointRefresh:
     async def test_modes(self, client, env, frozen):
