@@ -54,9 +54,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         _fail(str(exc))
     app = create_app(settings, first_start=True)
     _GracefulServer = _graceful_server_class()
+    # No uvicorn access log (ours, in RequestContextMiddleware, logs the path without the query
+    # string, where a `personal_api_key` may sit) and no `Server: uvicorn` header.
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_config=None, lifespan="on", access_log=False,
-        timeout_graceful_shutdown=10,
+        server_header=False, timeout_graceful_shutdown=10,
     )
     server = _GracefulServer(config)
     try:

@@ -42,8 +42,12 @@ class Page:
 
     @classmethod
     def from_request(cls, request: Request, default_limit: int = DEFAULT_LIMIT) -> "Page":
-        """Bad values fall back silently: no 400 is ever produced by these params."""
+        """Bad values fall back silently: no 400 is ever produced by these params. The operator's
+        `list_max_limit` setting (unset by default: §1.7 has no maximum) clamps `limit` silently too."""
         limit = _positive_int(request.query_params.get("limit")) or default_limit
+        cap = getattr(getattr(request.app.state, "settings", None), "list_max_limit", None)
+        if cap is not None:
+            limit = min(limit, cap)
         raw_offset = request.query_params.get("offset")
         try:
             offset = max(0, int(raw_offset)) if raw_offset is not None else 0

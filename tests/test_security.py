@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 
 import httpx
 import pytest
@@ -108,6 +109,23 @@ class TestSecurityHeaders:
         assert [r.status_code for r in responses if not _has_security_headers(r)] == []
         assert all(r.headers.get("x-request-id") for r in responses)
 
+    async def test_on_successful_responses(self, client, env: TestEnv):
+        api = f"/api/environments/{env.id}"
+        responses = [
+            await client.get("/_health"),
+            await client.get("/openapi.json"),
+            await client.get(f"{api}/insights/", headers=env.headers),
+            await client.get(f"{api}/elements/", headers=env.headers),
+            await client.post("/batch/", json={"api_key": env.creds.project_api_key,
+                                               "batch": [{"event": "headers", "distinct_id": "u1"}]}),
+            await client.post("/e/?beacon=1", json={"token": env.creds.project_api_key, "event": "headers",
+                                                    "distinct_id": "u1"}),            # 204, empty body
+            await client.options("/e/", headers={"Origin": "https://site.example"}),
+        ]
+        assert sorted({r.status_code for r in responses}) == [200, 204]
+        assert [str(r.url) for r in responses if not _has_security_headers(r)] == []
+        assert all("server" not in r.headers for r in responses)
+
     async def test_on_server_error(self, bclient, env: TestEnv):
         r = await bclient.get("/api/security-boom/", headers={"X-Request-ID": "boom-1"})
         assert r.status_code == 500
@@ -141,3 +159,92 @@ class TestCors:
         assert responses[0].status_code == 200
         for r in responses:
             assert not [h for h in r.headers if h.lower().startswith("access-control-")], (r.request.url, r.headers)
+
+
+class TestLiveServer:
+    """`python -m app serve` as deployed: uvicorn's own logging and headers are in play here, not
+    in the in-process tests above."""
+
+    @pytest.fixture(scope="class")
+    def served(self):
+        import shutil
+        import subprocess
+        import sys
+        import tempfile
+        import time
+        from pathlib import Path
+
+        from tests.test_cli import ROOT, _env, _free_port
+
+        data_dir = Path(tempfile.mkdtemp(prefix="tally-security-"))
+        port = _free_port()
+        log_path = data_dir / "server.log"
+        with log_path.open("w") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
+                env=_env(data_dir, APP_LOG_LEVEL="DEBUG"), stdout=log_file, stderr=subprocess.STDOUT,
+            )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                try:
+                    if httpx.get(f"{base}/_readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            else:
+                raise AssertionError("serve did not become ready")
+            creds = json.loads((data_dir / "credentials.json").read_text())
+            yield base, creds, log_path, proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    def test_headers(self, served):
+        base, creds, log_path, proc = served
+        api = f"{base}/api/environments/{creds['environment_id']}"
+        origin = {"Origin": "https://elsewhere.example"}
+        with httpx.Client(timeout=30) as c:
+            for r in (c.get(f"{api}/insights/", headers={"Authorization": f"Bearer {creds['personal_api_key']}", **origin}),
+                      c.get(f"{base}/_health", headers=origin), c.get(f"{base}/nope"),
+                      c.post(f"{base}/e/", content=b"bad", headers=origin)):
+                assert "server" not in r.headers, r.headers  # no `Server: uvicorn` (version) banner
+                assert _has_security_headers(r)
+                cors = r.headers.get("access-control-allow-origin")
+                assert cors == ("https://elsewhere.example" if r.url.path == "/e/" else None), (r.url, cors)
+
+    def test_keys_never_in_server_output(self, served):
+        base, creds, log_path, proc = served
+        from tests.test_cli import _env, _run
+
+        # Not the first-start key: `serve` prints that one on purpose (ARCHITECTURE.md contract).
+        out = _run(["bootstrap", "--json"], _env(log_path.parent))
+        assert out.returncode == 0, out.stderr
+        fresh = json.loads(out.stdout)
+        key, env_id = fresh["personal_api_key"], fresh["environment_id"]
+        api = f"{base}/api/environments/{env_id}"
+        wrong = key[:-4] + "zzzz"
+        with httpx.Client(timeout=30) as c:
+            for k in (key, wrong):
+                c.get(f"{api}/insights/", headers={"Authorization": f"Bearer {k}"})
+                c.get(f"{api}/insights/?personal_api_key={k}")
+                c.get(f"{api}/elements/?personal_api_key={k}&limit=5")
+                c.post(f"{api}/insights/", json={"personal_api_key": k, "query": {"kind": "Nope"}})
+                c.post(f"{api}/query/", json={"personal_api_key": k, "query": {"kind": "TrendsQuery", "series": []}})
+                c.get(f"{base}/no/such/route/?personal_api_key={k}")
+                c.post(f"{api}/query/?personal_api_key={k}", content=b"[" * 100,
+                       headers={"Content-Type": "application/json"})
+        proc.send_signal(signal.SIGTERM)  # stop (last test of the class): every line is in the file now
+        proc.wait(timeout=60)
+        output = log_path.read_text()
+        assert '"request"' in output, output[-2000:]  # the access log did run (JSON lines)
+        for k in (key, wrong):
+            assert k not in output
+            assert k[4:20] not in output
