@@ -357,6 +357,28 @@ class TestConcurrency:
             with pytest.raises(ClickHouseCancelled):
                 await task
 
+    async def test_inserts_do_not_wait_for_busy_query_connections(self, ch_executor):
+        """Every query connection runs a long report; a capture-sized insert still lands at once
+        on its own connection (and single-threaded, below SMALL_INSERT_ROWS)."""
+        ids = [f"test-busy-{uuid.uuid4().hex[:8]}" for _ in range(ch_executor.pool_size)]
+        tasks = [asyncio.create_task(ch_executor.execute(LONG_QUERY, query_id=q)) for q in ids]
+        try:
+            for q in ids:
+                await _wait_running(ch_executor, q)
+            team_id = _team()
+            started = time.monotonic()
+            await asyncio.gather(*(ch_executor.insert("events", EVENTS_COLUMNS, [_event_row(team_id, i, f"r{i}")])
+                                   for i in range(4)))
+            assert time.monotonic() - started < 2
+        finally:
+            for q in ids:
+                await ch_executor.cancel(q)
+            for task in tasks:
+                with pytest.raises(ClickHouseCancelled):
+                    await task
+        result = await ch_executor.execute("SELECT count() FROM events WHERE team_id = {t:Int64}", {"t": team_id})
+        assert result.rows == [(4,)]
+
     async def test_ping(self, ch_executor):
         assert await ch_executor.ping() is True
 
