@@ -28,6 +28,8 @@ from pathlib import Path
 import httpx
 import orjson
 
+from benchmarks._machine import cpu_name
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 EVENTS = int(os.environ.get("BENCH_ELEMENT_EVENTS", "1000000"))
@@ -162,16 +164,6 @@ async def _run(data_dir: Path) -> dict:
         await backends.close()
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="tally-bench-elements-"))
     try:
@@ -180,7 +172,7 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"### elements — {stamp} — {_cpu()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"### elements — {stamp} — {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.system()}",
         "",
         f"- data: {r['events']:,} events ({r['with_chain']:,} with a chain, {CHAINS:,} distinct chains, 10 days), "

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -26,6 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
+
+from benchmarks._machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -165,18 +166,6 @@ async def _raw_insert(data_dir: Path, database: str, total: int) -> dict:
     return {"raw_100_rows_per_s": small, "raw_bulk_rows_per_s": bulk, "server_rows": int(stored.rows[0][0])}
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
-
-
 def main() -> None:
     load_before = os.getloadavg()[0]
     data_dir = Path(tempfile.mkdtemp(prefix="tally-bench-ingestion-"))
@@ -198,7 +187,7 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
     ratio = load["events_per_s"] / raw["raw_100_rows_per_s"]
     lines = [
-        f"### ingestion — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {_machine()}"
+        f"### ingestion — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {describe()}"
         f" — load average {load_before:.1f} at start (other processes share these cores)",
         "",
         f"- `/batch/` end to end, {CLIENTS} clients × {BATCH}-event batches, {DURATION:.0f} s:"

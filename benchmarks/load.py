@@ -40,6 +40,8 @@ from pathlib import Path
 
 import orjson
 
+from benchmarks._machine import describe
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 KINDS = ("cached_read", "list", "ingest", "query")
@@ -406,23 +408,9 @@ def run(duration: float, events: int, levels: list[int], seed: int = 1, weights:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _machine() -> str:
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
-
-
 def report(summary: dict) -> list[str]:
     lines = [
-        f"### load — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {_machine()}"
+        f"### load — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {describe()}"
         f" — load average {summary['load_average_start']:.1f} at start (other processes share these cores)",
         "",
         f"Mixed workload against `serve` on loopback, {summary['duration_s']:.0f} s per level: 70 % cached"
