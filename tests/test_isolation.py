@@ -78,6 +78,7 @@ ROWS: dict[tuple[str, str], Row] = {
     ("PATCH", "dashboards/{dashboard_id}/"): Row(body=_PATCH, ids="dashboard", own_env=NOT_FOUND),
     # definitions
     ("GET", "property_definitions/"): Row(),
+    ("GET", "property_definitions/{definition_id}/"): Row(ids="definition", own_env=NOT_FOUND),
     ("PATCH", "property_definitions/{definition_id}/"): Row(body=_PATCH, ids="definition", own_env=NOT_FOUND),
     ("GET", "event_definitions/"): Row(),
     # query, status polling and cancel by query id (A1's cache key)

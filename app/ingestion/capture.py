@@ -65,7 +65,7 @@ async def capture_v0(ingestion: Ingestion, req: CaptureRequest) -> None:
     now = clock.now()
     sent_at_text = sent_at.isoformat() if sent_at is not None else None
     events: list[Event] = []
-    check_size = len(req.body) > MAX_EVENT_BYTES or decoded.compression is not None
+    check_size = decoded.payload_size > MAX_EVENT_BYTES
     for raw in decoded.events:
         if check_size and len(orjson.dumps(raw)) > MAX_EVENT_BYTES:
             raise CaptureTooLarge("An event is larger than 1 MB.", code="event_too_large")

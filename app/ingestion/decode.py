@@ -27,6 +27,7 @@ LIMIT_REPLAY = 25 * MB
 MAX_EVENT_BYTES = 1 * MB
 
 _B64 = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
+_B64_LOOSE = re.compile(rb"^[A-Za-z0-9+/_-]+={0,2}$")
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _GZIP_HINTS = {"gzip", "gzip-js"}
 _LZ_HINTS = {"lz64", "lz-string"}
@@ -41,6 +42,7 @@ class Decoded:
     envelope: dict[str, Any] = field(default_factory=dict)  # the `{batch: ...}` object, if any
     form_token: str | None = None
     compression: str | None = None
+    payload_size: int = 0  # bytes of JSON after every unwrapping (the per-event size check needs it)
 
 
 def looks_base64(raw: bytes) -> bool:
@@ -91,10 +93,51 @@ def _lz64(data: bytes, limit: int) -> bytes:
 
 
 def _b64(data: bytes) -> bytes | None:
+    """Standard padded base64, else the URL-safe alphabet and/or missing padding (PostHog's
+    legacy endpoint padded before decoding; GET beacons may use the URL-safe alphabet)."""
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
+        pass
+    if _B64_LOOSE.match(data) is None:
         return None
+    body = data.rstrip(b"=").replace(b"-", b"+").replace(b"_", b"/")
+    if len(body) % 4 == 1:
+        return None
+    try:
+        return base64.b64decode(body + b"=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _looks_json(raw: bytes) -> bool:
+    return raw.lstrip()[:1] in (b"{", b"[")
+
+
+def _unwrap_b64(raw: bytes) -> bytes | None:
+    """A payload that is base64 by a looser reading (no padding, URL-safe) and decodes to JSON or
+    gzip; None otherwise. Only tried on what would otherwise be refused as not JSON."""
+    stripped = raw.strip()
+    if _B64_LOOSE.match(stripped) is None:
+        return None
+    decoded = _b64(stripped)
+    if decoded is None:
+        return None
+    if decoded[:3] == _GZIP_MAGIC or _looks_json(decoded):
+        return decoded
+    return None
+
+
+def _looks_form(raw: bytes) -> bool:
+    head = raw[:128]
+    return any(head.startswith(key) or b"&" + key in head for key in (b"data=", b"compression=", b"_=", b"ip="))
+
+
+def _restore_plus(data: bytes) -> bytes:
+    """url-decoding turned the `+` of a base64 value into spaces: put them back."""
+    if b" " in data and not _looks_json(data):
+        return data.strip().replace(b" ", b"+")
+    return data
 
 
 def _form(raw: bytes) -> dict[str, str]:
@@ -104,6 +147,66 @@ def _form(raw: bytes) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError):
         raise CaptureInvalid("Form body could not be parsed.", code="invalid_form") from None
     return {k: v[0] for k, v in fields.items() if v}
+
+
+def decode_document(
+    *,
+    path_kind: str,
+    body: bytes,
+    query: dict[str, str],
+    content_type: str,
+    content_encoding: str,
+    limit: int,
+) -> tuple[Any, dict[str, str], str, int]:
+    """Steps 1–5 of §2 and the JSON parse: (document, form fields, compression hint, payload bytes)."""
+    from_query = bool(query.get("data"))
+    raw: bytes = query["data"].encode("utf-8") if from_query else body
+    if not raw or not raw.strip():
+        raise CaptureInvalid("request missing data payload", code="no_data")
+    if from_query:
+        raw = _restore_plus(raw)
+
+    form: dict[str, str] = {}
+    undecoded = raw  # an lz-string payload is base64 text too: it must not be unwrapped first
+    if looks_base64(raw.strip()):
+        decoded = _b64(raw.strip())
+        if decoded is not None:
+            raw = decoded
+    is_form = "application/x-www-form-urlencoded" in content_type and (raw is undecoded or _looks_form(raw))
+    if is_form or (raw[:5] == b"data=" and not from_query):
+        form = _form(raw)
+        data = form.get("data")
+        if data is None:
+            raise CaptureInvalid("request missing data payload", code="no_data")
+        raw = undecoded = _restore_plus(data.encode("utf-8"))
+
+    hint = (form.get("compression") or query.get("compression") or content_encoding or "").strip().lower()
+    if raw[:3] != _GZIP_MAGIC and (hint in _GZIP_HINTS or hint in _B64_HINTS):
+        # The hint names a wrapping the bytes may not have: gzip sent as base64 text (form
+        # fields, query params), or plain JSON under a stale hint. Never refuse on the hint alone.
+        raw = raw if _looks_json(raw) else (_unwrap_b64(raw) or raw)
+        if _looks_json(raw):
+            hint = ""
+    if hint in _GZIP_HINTS or raw[:3] == _GZIP_MAGIC:
+        payload = gunzip(raw, limit)
+    elif hint in _LZ_HINTS:
+        payload = _lz64(undecoded, limit)
+    elif hint in _B64_HINTS or (path_kind in _B64_RETRY_PATHS and looks_base64(raw.strip())):
+        payload = _b64(raw.strip())
+        if payload is None:
+            raise CaptureInvalid("Failed to decode base64 payload.", code="invalid_base64")
+        if payload[:3] == _GZIP_MAGIC:
+            payload = gunzip(payload, limit)
+    else:
+        payload = raw
+        if not _looks_json(payload):
+            unwrapped = _unwrap_b64(payload)
+            if unwrapped is not None:
+                payload = gunzip(unwrapped, limit) if unwrapped[:3] == _GZIP_MAGIC else unwrapped
+    if len(payload) > limit:
+        raise CaptureTooLarge(f"Payload is larger than {limit} bytes.")
+
+    return parse_json(payload), form, hint, len(payload)
 
 
 def decode_v0(
@@ -116,46 +219,10 @@ def decode_v0(
     limit: int,
 ) -> Decoded:
     """Steps 1–6 of §2. `path_kind` is the first path segment (`e`, `batch`, `capture`, …)."""
-    raw = query.get("data") or b""
-    raw = raw.encode("utf-8") if isinstance(raw, str) else raw
-    if not raw:
-        raw = body
-    if not raw or not raw.strip():
-        raise CaptureInvalid("request missing data payload", code="no_data")
-
-    form: dict[str, str] = {}
-    if looks_base64(raw.strip()):
-        decoded = _b64(raw.strip())
-        if decoded is not None:
-            raw = decoded
-    elif "application/x-www-form-urlencoded" in content_type or (raw[:5] == b"data=" and raw is body):
-        form = _form(raw)
-        data = form.get("data")
-        if data is None:
-            raise CaptureInvalid("request missing data payload", code="no_data")
-        if " " in data and not data.lstrip().startswith(("{", "[")):
-            # url-decoding turned the base64 `+` into spaces.
-            data = data.replace(" ", "+")
-        raw = data.encode("utf-8")
-
-    hint = (form.get("compression") or query.get("compression") or content_encoding or "").strip().lower()
-    if hint in _GZIP_HINTS or raw[:3] == _GZIP_MAGIC:
-        payload = gunzip(raw, limit)
-    elif hint in _LZ_HINTS:
-        payload = _lz64(raw, limit)
-    elif hint in _B64_HINTS or (path_kind in _B64_RETRY_PATHS and looks_base64(raw.strip())):
-        payload = _b64(raw.strip())
-        if payload is None:
-            raise CaptureInvalid("Failed to decode base64 payload.", code="invalid_base64")
-        if payload[:3] == _GZIP_MAGIC:
-            payload = gunzip(payload, limit)
-    else:
-        payload = raw
-    if len(payload) > limit:
-        raise CaptureTooLarge(f"Payload is larger than {limit} bytes.")
-
-    doc = parse_json(payload)
-    out = Decoded(events=[], form_token=form.get("api_key") or form.get("token"), compression=hint or None)
+    doc, form, hint, size = decode_document(path_kind=path_kind, body=body, query=query, content_type=content_type,
+                                            content_encoding=content_encoding, limit=limit)
+    out = Decoded(events=[], form_token=form.get("api_key") or form.get("token"), compression=hint or None,
+                  payload_size=size)
     if isinstance(doc, list):
         out.events = doc
     elif isinstance(doc, dict) and "batch" in doc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from sqlalchemy.dialects import postgresql as pg
@@ -18,15 +19,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import clock
 from app.ingestion.events import Event
-from app.models.definitions import EVENT_PROPERTY, PERSON_PROPERTY, EventDefinition, PropertyDefinition
+from app.models.definitions import (
+    EVENT_PROPERTY, GROUP_PROPERTY, PERSON_PROPERTY, EventDefinition, PropertyDefinition,
+)
 
 MAX_NAME = 200
-_SKIP_EVENT_PROPS = {"$set", "$set_once", "$unset", "$groups", "$elements", "$elements_chain", "$group_set"}
+_SKIP_EVENT_PROPS = {"$set", "$set_once", "$unset", "$groups", "$elements", "$elements_chain", "$group_set",
+                     "$group_0", "$group_1", "$group_2", "$group_3", "$group_4"}
 _SKIP_EVENTS = {"$$plugin_metrics"}
 _DATETIME_NAME_HINTS = ("time", "timestamp", "date", "_at", "-at", "createdat", "updatedat")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$")
-_OTHER_DATE = re.compile(r"^([0-2]\d[/-][0-3]\d[/-]\d{4}|\d{4}/[0-1]\d/[0-3]\d)([ T][0-2]\d:[0-5]\d(:[0-5]\d)?.*)?$")
+# A date (`yyyy-mm-dd`, `yyyy/mm/dd`, `dd-mm-yyyy`, `dd/mm/yyyy`), optionally followed by a time with
+# seconds and anything after it: PostHog's own "looks like a date" test for property values.
+_DATE_PREFIX = re.compile(
+    r"^(\d{4}[/-][0-2]\d[/-][0-3]\d|[0-2]\d[/-][0-3]\d[/-]\d{4})([ Tt][0-2]\d:[0-6]\d:[0-6]\d.*)?$", re.DOTALL)
 _SIX_MONTHS_S = 15_768_000
+
+
+def _looks_like_date(text: str) -> bool:
+    if _DATE_PREFIX.match(text):
+        return True
+    try:
+        parsedate_to_datetime(text)  # RFC 2822 ("Thu, 26 Nov 2026 10:00:00 GMT")
+    except (TypeError, ValueError, IndexError):
+        return False
+    return True
 
 
 def infer_type(name: str, value: Any, *, now_s: float) -> str | None:
@@ -37,17 +53,15 @@ def infer_type(name: str, value: Any, *, now_s: float) -> str | None:
     if isinstance(value, bool):
         return "Boolean"
     if isinstance(value, (int, float)):
-        # Epoch numbers under time-ish names within about the last six months or ahead → DateTime.
-        if any(h in lower for h in _DATETIME_NAME_HINTS):
-            seconds = value / 1000 if value > 10_000_000_000 else value
-            if seconds >= now_s - _SIX_MONTHS_S:
-                return "DateTime"
+        # Epoch numbers (seconds or milliseconds) under time-ish names, from about six months ago on.
+        if any(h in lower for h in _DATETIME_NAME_HINTS) and value >= now_s - _SIX_MONTHS_S:
+            return "DateTime"
         return "Numeric"
     if isinstance(value, str):
         text = value.strip()
-        if text.lower() in ("true", "false"):
+        if text in ("true", "false", "TRUE", "FALSE"):
             return "Boolean"
-        if _ISO_DATE.match(text) or _OTHER_DATE.match(text):
+        if _looks_like_date(text):
             return "DateTime"
         return "String"
     return None
@@ -56,7 +70,8 @@ def infer_type(name: str, value: Any, *, now_s: float) -> str | None:
 @dataclass
 class PendingDefinitions:
     events: dict[tuple[int, str], datetime] = field(default_factory=dict)
-    properties: dict[tuple[int, int, str], str | None] = field(default_factory=dict)
+    # (team, kind, group type index or -1, name) → inferred type
+    properties: dict[tuple[int, int, int, str], str | None] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.events or self.properties)
@@ -67,14 +82,25 @@ class DefinitionsTracker:
         self._events: dict[int, set[str]] = {}
         self._event_props: dict[int, set[str]] = {}
         self._person_props: dict[int, set[str]] = {}
+        self._group_props: dict[int, set[tuple[int, str]]] = {}
 
-    def collect(self, team_id: int, ev: Event, pending: PendingDefinitions, now_s: float) -> None:
+    def collect(self, team_id: int, ev: Event, pending: PendingDefinitions, now_s: float, *,
+                group_type_index: int | None = None) -> None:
+        """`group_type_index`: for a `$groupidentify`, the index its `$group_type` maps to."""
         if ev.event in _SKIP_EVENTS:
             return
         events = self._events.setdefault(team_id, set())
         if ev.event not in events and (team_id, ev.event) not in pending.events:
             pending.events[(team_id, ev.event)] = ev.timestamp
         props = ev.properties
+        if ev.event == "$groupidentify":
+            # As PostHog: only the group's own properties become definitions (group properties).
+            group_set = props.get("$group_set")
+            if group_type_index is not None and isinstance(group_set, dict):
+                seen_group = self._group_props.setdefault(team_id, set())
+                new = {k for k in group_set if (group_type_index, k) not in seen_group}
+                self._add(team_id, GROUP_PROPERTY, new, group_set, pending, now_s, group_type_index)
+            return
         seen = self._event_props.get(team_id)
         if seen is None:
             seen = self._event_props[team_id] = set(_SKIP_EVENT_PROPS)
@@ -91,11 +117,11 @@ class DefinitionsTracker:
                     self._add(team_id, PERSON_PROPERTY, new, values, pending, now_s)
 
     def _add(self, team_id: int, kind: int, names: set[str], values: dict[str, Any],
-             pending: PendingDefinitions, now_s: float) -> None:
+             pending: PendingDefinitions, now_s: float, group_type_index: int = -1) -> None:
         for name in names:
-            if not isinstance(name, str) or not name or len(name) > MAX_NAME:
+            if not isinstance(name, str) or not name or len(name.encode()) > MAX_NAME:
                 continue
-            key = (team_id, kind, name)
+            key = (team_id, kind, group_type_index, name)
             current = pending.properties.get(key, "missing")
             if current == "missing" or current is None:
                 pending.properties[key] = infer_type(name, values[name], now_s=now_s)
@@ -106,12 +132,15 @@ class DefinitionsTracker:
         process start gives them another chance at a type."""
         for team_id, name in pending.events:
             self._events.setdefault(team_id, set()).add(name)
-        for (team_id, kind, name), ptype in pending.properties.items():
-            target = self._event_props if kind == EVENT_PROPERTY else self._person_props
-            target.setdefault(team_id, set()).add(name)
+        for (team_id, kind, index, name), ptype in pending.properties.items():
+            if kind == GROUP_PROPERTY:
+                self._group_props.setdefault(team_id, set()).add((index, name))
+            else:
+                target = self._event_props if kind == EVENT_PROPERTY else self._person_props
+                target.setdefault(team_id, set()).add(name)
 
     def forget(self, team_id: int) -> None:
-        for cache in (self._events, self._event_props, self._person_props):
+        for cache in (self._events, self._event_props, self._person_props, self._group_props):
             cache.pop(team_id, None)
 
 
@@ -122,9 +151,9 @@ async def persist_definitions(session: AsyncSession, pending: PendingDefinitions
     if events:
         await session.execute(pg.insert(EventDefinition).on_conflict_do_nothing(), events)
     props = [
-        {"environment_id": t, "type": kind, "group_type_index": -1, "name": n, "property_type": ptype,
+        {"environment_id": t, "type": kind, "group_type_index": g, "name": n, "property_type": ptype,
          "is_numerical": ptype == "Numeric", "created_at": now, "updated_at": now}
-        for (t, kind, n), ptype in sorted(pending.properties.items(), key=lambda item: item[0])
+        for (t, kind, g, n), ptype in sorted(pending.properties.items(), key=lambda item: item[0])
     ]
     if props:
         stmt = pg.insert(PropertyDefinition)

@@ -73,7 +73,10 @@ def parse_timestamp(value: Any) -> datetime | None:
         text = value.strip()
         if text.replace(".", "", 1).isdigit():
             return _from_epoch(float(text))
-        parsed = datetime.fromisoformat(text)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lower-case `t` and `z`
     except (ValueError, OverflowError, OSError):
         return None
     if parsed.tzinfo is None:

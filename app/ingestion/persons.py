@@ -291,8 +291,20 @@ class PersonProcessor:
             person.version += 1
             person.touched()
             changes.persons[(team_id, person.id)] = person
-        return EventPerson(person.id, person.properties_json(), person.created_at.replace(microsecond=0), "full",
-                           groups)
+        properties_json = person.properties_json()
+        to_set = props.get("$set")
+        if ev.event in _NO_PROPERTY_UPDATES and isinstance(to_set, dict) and to_set:
+            # §9.7: the row shows the event's own $set even where the person is not updated.
+            properties_json = orjson.dumps({**person.properties, **to_set}).decode()
+        return EventPerson(person.id, properties_json, person.created_at.replace(microsecond=0), "full", groups)
+
+    def group_type_index(self, team_id: int, ev: Event) -> int | None:
+        """The index a processed `$groupidentify` event's `$group_type` maps to (None: none)."""
+        types = self.view(team_id).group_types
+        group_type = ev.properties.get("$group_type")
+        if not ev.process_person or types is None or group_type is None:
+            return None
+        return types.get(str(group_type))
 
     # --- helpers -------------------------------------------------------------------------------
 

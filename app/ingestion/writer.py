@@ -261,7 +261,8 @@ class IngestionWriter:
                 if needs_merge(ev):
                     await persons.merge(team_id, ev, changes)
                 person = persons.process(team_id, ev, changes)
-                definitions.collect(team_id, ev, pending, now_s)
+                definitions.collect(team_id, ev, pending, now_s, group_type_index=(
+                    persons.group_type_index(team_id, ev) if ev.event == "$groupidentify" else None))
                 rows.append(event_row(team_id, ev, person, now, sub.historical))
                 flags.append(True)
             results.append(flags)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from app.errors import AppError, error_responses
 from app.ingestion import metrics
 from app.ingestion.capture import CaptureRequest, capture_v0, capture_v1
-from app.ingestion.decode import LIMIT_BATCH, LIMIT_E, LIMIT_REPLAY
+from app.ingestion.decode import LIMIT_BATCH, LIMIT_E, LIMIT_REPLAY, decode_document
 from app.ingestion.errors import CaptureTooLarge
 from app.ingestion.ratelimit import CaptureLimiter
 from app.ingestion.service import Ingestion, normalize_token
@@ -149,11 +149,25 @@ def _config(token: str) -> dict:
     }
 
 
+async def _flags_token(request: Request) -> str:
+    """The token of a flags request body (posthog-js sends it gzip/base64-wrapped like capture); "" if none."""
+    try:
+        doc, form, _, _ = decode_document(
+            path_kind="flags", body=await _read_body(request, LIMIT_E), query=dict(request.query_params),
+            content_type=request.headers.get("content-type", "").lower(),
+            content_encoding=request.headers.get("content-encoding", ""), limit=LIMIT_E)
+    except AppError:
+        return ""
+    token = (doc.get("token") or doc.get("api_key")) if isinstance(doc, dict) else None
+    token = token or form.get("token") or form.get("api_key")
+    return token.strip() if isinstance(token, str) else ""
+
+
 async def _flags(request: Request) -> Response:
     """A minimal flags/config answer (§1.1): no flags, autocapture allowed."""
     if request.method == "OPTIONS":
         return JSONResponse(OK, headers=_cors(request))
-    token = request.query_params.get("token") or ""
+    token = request.query_params.get("token") or request.query_params.get("api_key") or await _flags_token(request)
     body = {**_config(token), "featureFlags": {}, "featureFlagPayloads": {}, "flags": {},
             "errorsWhileComputingFlags": False}
     return JSONResponse(body, headers=_cors(request))
@@ -163,10 +177,12 @@ for _path in ("/flags", "/decide"):
     _register(_path, _flags, _METHODS, None)
 
 
-@router.get("/array/{token}/config", include_in_schema=False)
-@router.get("/array/{token}/config/", include_in_schema=False)
+@router.api_route("/array/{token}/config", methods=["GET", "OPTIONS"], include_in_schema=False)
+@router.api_route("/array/{token}/config/", methods=["GET", "OPTIONS"], include_in_schema=False)
 async def remote_config(request: Request, token: str) -> Response:
     """Remote config for posthog-js (§1.1)."""
+    if request.method == "OPTIONS":
+        return JSONResponse(OK, headers=_cors(request))
     try:
         normalize_token(token)
     except AppError as exc:

@@ -18,6 +18,8 @@ class PropertyDefinitionRead(BaseModel):
     is_numerical: bool
     description: str | None = None
     tags: list[str] = []
+    # PostHog sets it only when the request filters by `event_names`; null otherwise.
+    is_seen_on_filtered_events: bool | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -19,17 +19,44 @@ TYPE_CODES = {"event": EVENT_PROPERTY, "person": PERSON_PROPERTY, "group": GROUP
 TYPE_NAMES = {v: k for k, v in TYPE_CODES.items()}
 
 
+# Event properties ingestion writes that PostHog never lists (they are not filterable by users).
+HIDDEN_EVENT_PROPERTIES = (
+    "distinct_id", "$set", "$set_once", "$initial_referrer", "$initial_referring_domain",
+    "$groups", "$group_type", "$group_key", "$group_set", "$group_0", "$group_1", "$group_2", "$group_3", "$group_4",
+)
+
+
 def _like(search: str) -> str:
     escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-def _properties_query(environment_id: int, *, kind: int, search: str | None, property_type: str | None) -> Select:
+def _search(query: Select, column, search: str | None) -> Select:
+    """Every space-separated word must occur in the name (case-insensitive), as PostHog searches."""
+    for word in (search or "").split(" "):
+        if word:
+            query = query.where(column.ilike(_like(word), escape="\\"))
+    return query
+
+
+def _properties_query(environment_id: int, *, kind: int, search: str | None, property_type: str | None,
+                      group_type_index: int | None = None, names: list[str] | None = None,
+                      numerical_only: bool = False, excluded: list[str] | None = None) -> Select:
     query = select(PropertyDefinition).where(
         PropertyDefinition.environment_id == environment_id, PropertyDefinition.type == kind
     )
-    if search:
-        query = query.where(PropertyDefinition.name.ilike(_like(search), escape="\\"))
+    if kind == GROUP_PROPERTY and group_type_index is not None:
+        query = query.where(PropertyDefinition.group_type_index == group_type_index)
+    if kind == EVENT_PROPERTY:
+        query = query.where(PropertyDefinition.name.not_in(HIDDEN_EVENT_PROPERTIES))
+    query = _search(query, PropertyDefinition.name, search)
+    if names is not None:
+        query = query.where(PropertyDefinition.name.in_(names))
+    if numerical_only:
+        query = query.where(PropertyDefinition.is_numerical.is_(True),
+                            PropertyDefinition.name.not_in(("distinct_id", "timestamp")))
+    if excluded:
+        query = query.where(PropertyDefinition.name.not_in(excluded))
     if property_type:
         query = query.where(PropertyDefinition.property_type == property_type)
     return query
@@ -37,20 +64,19 @@ def _properties_query(environment_id: int, *, kind: int, search: str | None, pro
 
 async def list_property_definitions(
     session: AsyncSession, *, environment_id: int, kind: int, search: str | None, property_type: str | None,
-    limit: int, offset: int,
+    limit: int, offset: int, group_type_index: int | None = None, names: list[str] | None = None,
+    numerical_only: bool = False, excluded: list[str] | None = None,
 ) -> tuple[int, list[PropertyDefinition]]:
-    query = _properties_query(environment_id, kind=kind, search=search, property_type=property_type)
+    query = _properties_query(environment_id, kind=kind, search=search, property_type=property_type,
+                              group_type_index=group_type_index, names=names, numerical_only=numerical_only,
+                              excluded=excluded)
     count = await session.scalar(select(func.count()).select_from(query.subquery()))
-    # Shorter names first (PostHog's ordering puts the closest match on top), then alphabetical.
-    rows = await session.scalars(
-        query.order_by(func.length(PropertyDefinition.name), PropertyDefinition.name).limit(limit).offset(offset)
-    )
+    rows = await session.scalars(query.order_by(PropertyDefinition.name).limit(limit).offset(offset))
     return int(count or 0), list(rows)
 
 
-async def update_property_type(
-    session: AsyncSession, *, environment_id: int, definition_id: int, property_type: str | None
-) -> PropertyDefinition:
+async def get_property_definition(session: AsyncSession, *, environment_id: int,
+                                  definition_id: int) -> PropertyDefinition:
     # An id past the int4 column's range names no row; the driver would refuse to bind it (500).
     if not 0 < definition_id <= 2**31 - 1:
         raise NotFound()
@@ -58,6 +84,13 @@ async def update_property_type(
         PropertyDefinition.id == definition_id, PropertyDefinition.environment_id == environment_id))
     if definition is None:
         raise NotFound()
+    return definition
+
+
+async def update_property_type(
+    session: AsyncSession, *, environment_id: int, definition_id: int, property_type: str | None
+) -> PropertyDefinition:
+    definition = await get_property_definition(session, environment_id=environment_id, definition_id=definition_id)
     definition.property_type = property_type
     definition.is_numerical = property_type == "Numeric"
     definition.updated_at = clock.now()
@@ -70,8 +103,7 @@ async def list_event_definitions(
     limit: int, offset: int,
 ) -> tuple[int, list[dict]]:
     query = select(EventDefinition).where(EventDefinition.environment_id == environment_id)
-    if search:
-        query = query.where(EventDefinition.name.ilike(_like(search), escape="\\"))
+    query = _search(query, EventDefinition.name, search)
     count = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = list(await session.scalars(query.order_by(EventDefinition.name).limit(limit).offset(offset)))
     stats = await _event_stats(clickhouse, environment_id, [r.name for r in rows])

@@ -125,6 +125,43 @@ class TestEncodings:
         with pytest.raises(CaptureTooLarge):
             run(bomb, query={"compression": "gzip"})
 
+    def test_lz64_raw_body_with_query_hint(self):
+        # lz-string output is base64 text: it must reach the lz-string decoder as sent, even when
+        # its length makes it look like whole-body base64.
+        for n in range(8):
+            doc = [{**EVENT, "event": "x" * n}]
+            data = LZString().compressToBase64(orjson.dumps(doc).decode()).encode()
+            assert run(data, query={"compression": "lz64"}, ctype="text/plain").events == doc
+
+    def test_get_data_plus_signs_turned_into_spaces(self):
+        doc = {"event": "e", "distinct_id": "d", "properties": {"x": "?>?>?>"}}
+        data = base64.b64encode(orjson.dumps(doc)).decode()
+        assert "+" in data
+        assert run(b"", query={"data": data.replace("+", " ")}).events == [doc]
+
+    @pytest.mark.parametrize("encode", [
+        lambda raw: base64.b64encode(raw).rstrip(b"="),
+        lambda raw: base64.urlsafe_b64encode(raw),
+        lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"="),
+    ], ids=["unpadded", "urlsafe", "urlsafe-unpadded"])
+    def test_lenient_base64(self, encode):
+        doc = {"event": "e", "distinct_id": "d", "properties": {"x": "?>?>?>~~~" * 3}}
+        data = encode(orjson.dumps(doc))
+        assert run(b"", query={"data": data.decode()}).events == [doc]
+        assert run(data, ctype="text/plain").events == [doc]
+        assert run(b"", query={"data": data.decode(), "compression": "base64"}).events == [doc]
+        form = f"data={quote(data.decode())}&compression=base64".encode()
+        assert run(form, ctype="application/x-www-form-urlencoded").events == [doc]
+
+    def test_form_gzip_as_base64_text(self):
+        data = base64.b64encode(gzip.compress(orjson.dumps([EVENT]))).decode()
+        body = f"data={quote(data)}&compression=gzip-js".encode()
+        assert run(body, ctype="application/x-www-form-urlencoded").events == [EVENT]
+
+    @pytest.mark.parametrize("hint", ["gzip-js", "base64"])
+    def test_plain_json_under_a_stale_hint(self, hint):
+        assert run(orjson.dumps([EVENT]), query={"compression": hint}).events == [EVENT]
+
     def test_looks_base64(self):
         assert looks_base64(b"eyJhIjoxfQ==")
         assert not looks_base64(b'{"a":1}')

@@ -45,6 +45,7 @@ class TestTimestamps:
         (1767225600, datetime(2026, 1, 1, tzinfo=timezone.utc)),
         (1767225600000, datetime(2026, 1, 1, tzinfo=timezone.utc)),
         ("1767225600", datetime(2026, 1, 1, tzinfo=timezone.utc)),
+        ("2026-01-02t03:04:05z", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),  # RFC 3339 lower case
         ("yesterday", None),
     ])
     def test_parse(self, raw, expected):

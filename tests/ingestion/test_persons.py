@@ -132,6 +132,15 @@ class TestProperties:
         persons = await person_rows(backends.clickhouse, env.id)
         assert list(persons.values())[0][0] == {"b": 2, "c": 3}
 
+    async def test_exception_row_shows_its_set_without_updating_the_person(self, client, env, backends):
+        ch = backends.clickhouse
+        await send(client, env, event("e1", "exc-user", **{"$set": {"name": "A"}}))
+        await send(client, env, event("$exception", "exc-user", **{"$set": {"name": "B", "plan": "pro"}}))
+        rows = await events(ch, env.id, columns="event, person_properties")
+        assert json.loads(dict(rows)["$exception"]) == {"name": "B", "plan": "pro"}  # §9.7 overlay
+        persons = await person_rows(ch, env.id)
+        assert list(persons.values())[0][0] == {"name": "A"}  # §9.3: no update from $exception
+
     async def test_personless_creates_no_person(self, client, env, backends):
         ch = backends.clickhouse
         await send(client, env, event("e", "nobody", properties={"$process_person_profile": False},

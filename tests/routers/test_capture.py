@@ -40,7 +40,8 @@ class TestPaths:
         assert r.headers["access-control-allow-credentials"] == "true"
         assert await count(backends.clickhouse, env.id) == 1
 
-    @pytest.mark.parametrize("path", ["/batch/", "/e", "/s/", "/flags/", "/i/v1/analytics/events"])
+    @pytest.mark.parametrize("path", ["/batch/", "/e", "/s/", "/flags/", "/i/v1/analytics/events",
+                                      "/array/phc_abc/config"])
     async def test_options_preflight(self, client, path):
         r = await client.options(path, headers={"Origin": ORIGIN, "Access-Control-Request-Headers": "x-foo"})
         assert r.status_code == 200 and r.json() == {"status": 1}
@@ -58,6 +59,18 @@ class TestPaths:
         body = r.json()
         assert body["featureFlags"] == {} and body["flags"] == {} and body["errorsWhileComputingFlags"] is False
         assert (await client.post("/decide/", content=b"{}")).status_code == 200
+
+    @pytest.mark.parametrize("path", ["/flags/?v=2&config=true", "/decide/?v=3"])
+    async def test_flags_reads_the_token_from_the_body(self, client, path):
+        # posthog-js sends `{token, distinct_id, ...}` gzipped as text/plain (§3.2 observed shape).
+        body = gzip.compress(orjson.dumps({"token": "phc_flags", "distinct_id": "d"}))
+        r = await client.post(path, content=body, headers={"Content-Type": "text/plain", "Origin": ORIGIN})
+        assert r.status_code == 200 and r.json()["token"] == "phc_flags"
+        assert r.headers["access-control-allow-origin"] == ORIGIN
+        r = await client.post(path, content=base64.b64encode(orjson.dumps({"api_key": "phc_b64"})))
+        assert r.json()["token"] == "phc_b64"
+        r = await client.post(path, content=b"not json")
+        assert r.status_code == 200 and r.json()["token"] == ""
 
     async def test_beacon_is_204(self, client, env, backends):
         r = await client.post("/e/?beacon=1", json=envelope(env, event()))

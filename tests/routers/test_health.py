@@ -5,8 +5,9 @@ import re
 
 class TestHealth:
     async def test_liveness(self, client):
-        r = await client.get("/_health")
-        assert r.status_code == 200 and r.json() == {"status": "ok"}
+        for path in ("/_health", "/_health/"):
+            r = await client.get(path)
+            assert r.status_code == 200 and r.json() == {"status": "ok"}
 
     async def test_readiness_all_ok(self, client):
         r = await client.get("/_readyz")
