@@ -173,4 +173,9 @@ def parse_select(text: str, attr: str = "query.query", max_length: int = MAX_LEN
 
 
 def parse_expr(text: str, attr: str) -> exp.Expression:
-    return _parse(text, attr, statement=False)
+    """One expression (a breakdown, `math_hogql`, a filter). A top-level `AS name` only names the
+    expression, so it is dropped, as PostHog does; aliases inside it are still refused."""
+    tree = _parse(text, attr, statement=False)
+    while isinstance(tree, exp.Alias):
+        tree = tree.this
+    return tree

@@ -45,6 +45,18 @@ async def test_breakdown_hogql(client, data):
     assert got == {"Chrome": [2, 0, 0, 0, 0], "Firefox": [0, 1, 0, 0, 0]}
 
 
+async def test_breakdown_hogql_alias_names_the_expression_only(client, data):
+    """`expr AS name` in a breakdown is accepted and the name ignored (PostHog's alias forms)."""
+    for breakdown in ("properties.$browser AS browser", "properties.$browser as `Browser name`"):
+        results = await run(client, data, trends({"event": "$pageview"}, breakdownFilter={
+            "breakdown_type": "hogql", "breakdown": breakdown}))
+        assert {r["breakdown_value"]: r["data"] for r in results} == {"Chrome": [2, 0, 0, 0, 0],
+                                                                      "Firefox": [0, 1, 0, 0, 0]}
+    results = await run(client, data, trends({"event": "signup"}, breakdownFilter={"breakdowns": [
+        {"type": "hogql", "property": "properties.location AS loc"}]}))
+    assert [(r["breakdown_value"], r["count"]) for r in results] == [(["Paris"], 1)]
+
+
 async def test_breakdowns_list_hogql_concat(client, data):
     results = await run(client, data, trends({"event": "signup"}, breakdownFilter={"breakdowns": [
         {"type": "hogql", "property": "concat(person.properties.plan, ' : ', properties.location)"}]}))

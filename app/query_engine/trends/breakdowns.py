@@ -172,12 +172,15 @@ def deferred(scope: Scope, items: list[BreakdownItem], multiple: bool,
     return inner, (ir.ArrayExpr(tuple(values)) if multiple else values[0])
 
 
-def ranked(inner: ir.Select, *, multiple: bool, width: int, limit: int, time_series: bool) -> ir.Select:
+def ranked(inner: ir.Select, *, multiple: bool, width: int, limit: int, time_series: bool,
+           weight: ir.Expr | None = None) -> ir.Select:
     """Rank breakdown values and fold those beyond `limit` into the other sentinel (§7.3).
 
     `inner` yields (bucket?, bv, value). Output columns: bucket?, breakdown value, value, rank
-    (rank limit+1 is the other row)."""
+    (rank limit+1 is the other row). `weight` (per bucket) multiplies each value in the ranking total:
+    a cumulative series ranks by the sum of its running totals, as PostHog does."""
     bv, value = ir.Column("bv"), ir.Column("value")
+    ranked_value = value if weight is None else ir.BinOp(ir.Op.MUL, value, weight)
     bucket = (ir.Column("bucket"),) if time_series else ()
     if multiple:
         cat = ir.call("multiIf", ir.call("has", bv, ir.string(OTHER)), ir.Const(2),
@@ -188,7 +191,8 @@ def ranked(inner: ir.Select, *, multiple: bool, width: int, limit: int, time_ser
                       ir.Const(0))
         other = ir.string(OTHER)
     totals = ir.Select(
-        columns=(*bucket, bv, value, ir.Alias(ir.Window(ir.call("sum", value), partition_by=(bv,)), "total"),
+        columns=(*bucket, bv, value,
+                 ir.Alias(ir.Window(ir.call("sum", ranked_value), partition_by=(bv,)), "total"),
                  ir.Alias(cat, "cat")),
         from_=inner,
     )

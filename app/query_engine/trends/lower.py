@@ -226,8 +226,20 @@ class SeriesLowering:
             inner = self._simple()
         if spec.breakdown:
             return bd.ranked(inner, multiple=spec.multiple, width=len(spec.breakdown), limit=spec.limit,
-                             time_series=not spec.total_value)
+                             time_series=not spec.total_value, weight=self._cumulative_weight())
         return inner
+
+    def _cumulative_weight(self) -> ir.Expr | None:
+        """For a cumulative series, how many running totals each bucket's value reaches: N for the
+        first bucket, 1 for the last. Ranking by value × weight ranks by the sum of the running totals."""
+        spec = self.spec
+        if not spec.cumulative or spec.total_value:
+            return None
+        keys = [b.key for b in spec.rng.buckets()]
+        sub_day = spec.rng.interval in ("second", "minute", "hour")
+        keys_param = ir.Param(keys, "Array(Int64)" if sub_day else "Array(Date)")
+        index = ir.call("indexOf", keys_param, ir.Column("bucket"))
+        return ir.BinOp(ir.Op.SUB, ir.Const(len(keys) + 1), index)
 
     def _key(self, scope: Scope, ts: ir.Expr | None = None) -> list[ir.Expr]:
         return [] if self.spec.total_value else [ir.Alias(bucket(scope, self.spec.rng.interval, ts), "bucket")]
@@ -363,7 +375,10 @@ class SeriesLowering:
                    ir.Alias(ir.call("minIf", ts, in_range), "m1")]
         if spec.breakdown:
             value = bd.combined_expr(scope, spec.breakdown, spec.multiple, spec.stats)
-            columns.append(ir.Alias(ir.call("argMin", value, ts), "bv"))
+            # The value on the event that defines m0: the first event, or the first matching one.
+            chosen = (ir.call("argMin", value, ts) if spec.math == M.first_time_for_user
+                      else ir.call("argMinIf", value, ts, matching))
+            columns.append(ir.Alias(chosen, "bv"))
         where = self._where(scope, None, rng.upper, with_filters=False)
         having = ir.and_(ir.eq(ir.Column("m0"), ir.Column("m1")),
                          ir.BinOp(ir.Op.GT, ir.call("toUnixTimestamp", ir.Column("m1")), ir.Const(0)))

@@ -5,6 +5,7 @@ every aggregate was computed by ClickHouse."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,8 +181,16 @@ def formulas(q: TrendsQuery) -> list[tuple[str, str | None, str]]:
     return [(tf.formula, None, "query.trendsFilter.formula")] if tf.formula else []
 
 
+def _natural(value: Any) -> tuple:
+    """A natural, case-insensitive sort key ("a2" before "a10"); lists compare item by item."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_natural(v) for v in value)
+    parts = re.split(r"(\d+)", str(value).lower())
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
+
+
 def _formula_rows(q: TrendsQuery, per_series: list[list[dict]], formula: Formula, index: int,
-                  custom_name: str | None, total_value: bool) -> list[dict[str, Any]]:
+                  custom_name: str | None, total_value: bool, compare: bool) -> list[dict[str, Any]]:
     keyed: dict[Any, dict[int, dict]] = {}
     order: list[Any] = []
     for s, rows in enumerate(per_series):
@@ -207,7 +216,12 @@ def _formula_rows(q: TrendsQuery, per_series: list[list[dict]], formula: Formula
         if "breakdown_value" in template:
             template["label"] = custom_name or f"Formula ({formula.text})"
         out.append(template)
-    if any("breakdown_value" in r for r in out):
+    if compare and any("breakdown_value" in r for r in out):
+        # PostHog orders the breakdown values naturally (case-insensitive), then sorts each period's
+        # formula rows by count, descending and stable (total-value rows all have count 0).
+        out.sort(key=lambda r: _natural(r["breakdown_value"]))
+        out.sort(key=lambda r: -r["count"])
+    elif any("breakdown_value" in r for r in out):
         def sort_key(r: dict) -> tuple:
             bv = r["breakdown_value"]
             cat = {0: 0, 1: -1, 2: -2}[_category(bv)]
@@ -257,5 +271,5 @@ def build_response_rows(q: TrendsQuery, results: list[SeriesResult], *, compare:
     for i, (text, custom_name, path) in enumerate(formula_list):
         formula = Formula(text, len(q.series), path)
         for period in ("current", "previous") if compare else ("current",):
-            out.extend(_formula_rows(q, by_period[period], formula, i, custom_name, total_value))
+            out.extend(_formula_rows(q, by_period[period], formula, i, custom_name, total_value, compare))
     return out, has_more
