@@ -40,7 +40,9 @@ KEY_RANDOM_LENGTH = 43
 LOOKUP_PREFIX_LENGTH = 12
 _ALPHABET = string.ascii_letters + string.digits
 
-_BEARER = re.compile(r"^Bearer\s+(\S+)\s*$")
+# PostHog's pattern: everything after the scheme word (at least two characters, inner spaces
+# included) is the token, so `Bearer abc def` is an invalid key rather than no credentials.
+_BEARER = re.compile(r"^Bearer\s+(\S.+)$")
 
 Action = Literal["read", "write"]
 
@@ -80,7 +82,7 @@ def find_key(request: Request, body: object | None) -> KeyCandidate | None:
     if header:
         match = _BEARER.match(header)
         if match:
-            token = match.group(1)
+            token = match.group(1).strip()
             if token.startswith("pha_"):
                 return None
             return KeyCandidate(token, "Authorization header")

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import auth
 from app.db import get_session
-from app.errors import NotFound, ParseError
+from app.errors import NotAcceptable, NotFound, ParseError
 from app.models import Environment, User
 from app.query_engine.executor.base import ClickHouseExecutor
 from app.settings import Settings
@@ -82,6 +82,46 @@ def _challenge(request: Request) -> str:
     return f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource"'
 
 
+# The routes that can also answer CSV (spec/API.md §3.14); every other route speaks JSON only.
+CSV_ROUTES = frozenset({"list_insights", "retrieve_insight"})
+_MEDIA_TYPES = {"json": ("application", "json"), "csv": ("text", "csv")}
+
+
+def _accepted(header: str) -> list[list[tuple[str, str]]]:
+    """The Accept header's media ranges grouped by specificity, most specific group first (as DRF
+    orders them; `q` values are not weighed)."""
+    groups: dict[int, list[tuple[str, str]]] = {}
+    for token in header.split(","):
+        media, _, params = token.strip().partition(";")
+        main, _, sub = media.strip().lower().partition("/")
+        if not main:
+            continue
+        has_params = any(p.split("=")[0].strip() not in ("", "q") for p in params.split(";"))
+        rank = 0 if main == "*" else 1 if sub == "*" else 3 if has_params else 2
+        groups.setdefault(rank, []).append((main, sub))
+    return [groups[rank] for rank in sorted(groups, reverse=True)]
+
+
+def negotiate(request: Request) -> str:
+    """§1.1: the response format, `json` or `csv`. An explicit `format` the route cannot produce is a
+    404; otherwise the Accept header picks among the route's formats (JSON first), and an Accept
+    header none of them satisfies is a 406."""
+    route = request.scope.get("route")
+    formats = ("json", "csv") if getattr(route, "name", None) in CSV_ROUTES else ("json",)
+    fmt = request.query_params.get("format")
+    if fmt is not None:
+        if fmt not in formats:
+            raise NotFound()
+        return fmt  # an explicit format wins over the Accept header
+    header = request.headers.get("accept", "").strip() or "*/*"
+    for group in _accepted(header):
+        for name in formats:
+            main, sub = _MEDIA_TYPES[name]
+            if any(m in ("*", main) and s in ("*", sub) for m, s in group):
+                return name
+    raise NotAcceptable()
+
+
 def authorize(
     scope: str | None,
     *,
@@ -95,6 +135,7 @@ def authorize(
     `WWW-Authenticate` flavour of authentication failures (element routes)."""
 
     async def dependency(request: Request, session: SessionDep) -> Context:
+        negotiate(request)  # before authentication, where PostHog (DRF) negotiates the renderer
         body = await _json_body(request)
         candidate = auth.find_key(request, body)
         ttl = request.app.state.settings.auth_cache_seconds

@@ -139,6 +139,15 @@ class TestAuthentication:
                               headers={"Authorization": f"bearer {env.key}"})
         assert r.status_code == 403 and r.json()["code"] == "not_authenticated"
 
+    async def test_header_token_is_the_rest_of_the_line(self, pclient, env: TestEnv):
+        # PostHog's `^Bearer\s+(\S.+)$`: a token with inner spaces is a (bad) key, not "no credentials";
+        # surrounding whitespace is stripped.
+        url = f"/api/environments/{env.id}/probe_insights/"
+        r = await pclient.get(url, headers={"Authorization": f"Bearer {env.key} extra"})
+        assert r.status_code == 403 and r.json()["code"] == "authentication_failed"
+        assert r.json()["detail"] == "Personal API key found in request Authorization header is invalid."
+        assert (await pclient.get(url, headers={"Authorization": f"Bearer   {env.key}  "})).status_code == 200
+
     async def test_valid_key(self, pclient, env: TestEnv):
         r = await pclient.get(f"/api/environments/{env.id}/probe_insights/", headers=env.headers)
         assert r.status_code == 200

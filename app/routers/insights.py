@@ -9,20 +9,19 @@ from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from fastapi.responses import Response
 
-from app.deps import Context, SessionDep, authorize, read_json_body
-from app.errors import AppError, NotFound, ValidationFailed, error_responses
+from app.deps import Context, SessionDep, authorize, negotiate, read_json_body
+from app.errors import AppError, ValidationFailed, error_responses
 from app.services import activity as activity_service
-from app.services import insights as service
 from app.services import insights_views as views
 from app.services.csv_render import render_csv
 
 
 def _csv_requested(request: Request) -> bool:
-    """Like `_wants_csv`, without raising for an unknown format (that 404 is rendered as JSON)."""
-    fmt = request.query_params.get("format")
-    if fmt is not None:
-        return fmt == "csv"
-    return "text/csv" in request.headers.get("accept", "")
+    """Like `_wants_csv`, without raising for a format that cannot be produced (those errors are JSON)."""
+    try:
+        return negotiate(request) == "csv"
+    except AppError:
+        return False
 
 
 class _InsightRoute(APIRoute):
@@ -60,12 +59,7 @@ ERRORS = error_responses(400, 403, 404, 405, 415, 429)
 
 
 def _wants_csv(request: Request) -> bool:
-    fmt = request.query_params.get("format")
-    if fmt is not None:
-        if fmt not in ("json", "csv"):
-            raise NotFound()
-        return fmt == "csv"
-    return "text/csv" in request.headers.get("accept", "")
+    return negotiate(request) == "csv"
 
 
 def _render(request: Request, body: Any, status_code: int = 200, csv: bool | None = None) -> Response:
@@ -154,7 +148,7 @@ async def analyze_insight(request: Request, ref: str, session: SessionDep, ctx: 
     """A written analysis of the insight's result, with the structured facts it was made from."""
     from app.services.insight_analysis import analyze_insight as analyze
 
-    insight = await service.get_insight(session, ctx.env.id, ref, short_id=request.query_params.get("short_id"))
+    insight = await views.get_readable_insight(session, ctx, ref, short_id=request.query_params.get("short_id"))
     return await analyze(session, insight=insight, environment=ctx.env, runner=views.make_runner(request, session, ctx),
                          settings=request.app.state.settings)
 
@@ -169,7 +163,7 @@ async def insight_suggestions(request: Request, ref: str, session: SessionDep, c
     from app.services.insight_suggestions import suggest
 
     body = await read_json_body(request) if request.method == "POST" else {}
-    insight = await service.get_insight(session, ctx.env.id, ref, short_id=request.query_params.get("short_id"))
+    insight = await views.get_readable_insight(session, ctx, ref, short_id=request.query_params.get("short_id"))
     try:  # object lookup (404) before validation (400), as §1.5 orders them
         parsed = SuggestionsBody.model_validate(body if isinstance(body, dict) else {"context": body})
     except ValidationError as exc:
@@ -183,7 +177,7 @@ async def insight_suggestions(request: Request, ref: str, session: SessionDep, c
 @router.get("/{ref}/activity/", responses=ERRORS)
 async def insight_activity(request: Request, ref: str, session: SessionDep, ctx: ActivityCtx) -> dict:
     """Activity of one insight, newest first."""
-    insight = await service.get_insight(session, ctx.env.id, ref)
+    insight = await views.get_readable_insight(session, ctx, ref, short_id=request.query_params.get("short_id"))
     return await _activity_page(request, session, ctx, insight.id)
 
 

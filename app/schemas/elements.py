@@ -66,7 +66,10 @@ def _check_attributes(value: Any) -> Any:
 
 
 def _text(max_length: int):
-    return Annotated[str | None, BeforeValidator(_coerce_str), Field(default=None, max_length=max_length)]
+    # The length constraint sits on the `str` member: on the whole `str | None` it would be applied
+    # to None too (a TypeError, i.e. a 500, for `{"text": null}`).
+    return Annotated[Annotated[str, Field(max_length=max_length)] | None, BeforeValidator(_coerce_str),
+                     Field(default=None)]
 
 
 ClassName = Annotated[str, BeforeValidator(_coerce_str), Field(max_length=CLASS_MAX)]

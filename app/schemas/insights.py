@@ -67,9 +67,15 @@ def _order(value: Any) -> int | None:
     if value is None:
         return None
     if not isinstance(value, bool) and isinstance(value, (int, float, str)) and _INT_RE.match(str(value).strip()):
-        number = int(float(str(value).strip()))
-        if -(2**31) <= number < 2**31:
-            return number
+        number = int(str(value).strip().split(".")[0])
+        # The column's range, reported as Django's model validators word it.
+        if number > 2**31 - 1:
+            raise ValidationFailed(f"Ensure this value is less than or equal to {2**31 - 1}.", code="max_value",
+                                   attr="order")
+        if number < -(2**31):
+            raise ValidationFailed(f"Ensure this value is greater than or equal to {-(2**31)}.", code="min_value",
+                                   attr="order")
+        return number
     raise ValidationFailed("A valid integer is required.", code="invalid_input", attr="order")
 
 
@@ -135,6 +141,15 @@ def normalize_tags(value: Any) -> list[str]:
     return tags
 
 
+def _folder(value: Any) -> str:
+    """A plain DRF CharField (blank allowed): not nullable and without a length limit."""
+    if value is None:
+        raise ValidationFailed("This field may not be null.", code="null", attr="_create_in_folder")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValidationFailed("Not a valid string.", code="invalid_input", attr="_create_in_folder")
+    return str(value)
+
+
 def parse_insight_body(body: Any) -> InsightWrite:
     """Validate the writable fields in DRF's declaration order; the first failure wins."""
     if not isinstance(body, dict):
@@ -153,7 +168,7 @@ def parse_insight_body(body: Any) -> InsightWrite:
         ("tags", normalize_tags),
         ("favorited", lambda v: parse_bool("favorited", v)),
         ("saved", lambda v: parse_bool("saved", v)),
-        ("_create_in_folder", lambda v: _text("_create_in_folder", v)),
+        ("_create_in_folder", _folder),
     )
     for name, parse in parsers:
         if name in body:

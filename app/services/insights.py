@@ -38,7 +38,7 @@ async def get_insight(session: AsyncSession, environment_id: int, ref: str, *, s
     base = select(Insight).where(Insight.environment_id == environment_id)
     if not include_deleted:
         base = base.where(Insight.deleted.is_(False))
-    if short_id is not None:  # [PostHog quirk, copied] the query parameter filters detail lookups too
+    if short_id:  # [PostHog quirk, copied] the query parameter filters detail lookups too (empty: ignored)
         base = base.where(Insight.short_id == short_id)
     found = None
     if ref.isdigit() and len(ref) < 10:
@@ -133,9 +133,13 @@ async def update_insight(session: AsyncSession, *, insight: Insight, user: User,
         await _set_dashboards(session, insight, v["dashboards"])
     await session.flush()
     after = activity.snapshot(insight, await dashboards_of(session, insight.id))
-    if "dashboards" in v:  # "after" lists the resulting set in request order
+    if "dashboards" in v and not v.get("deleted"):  # "after" lists the resulting set in request order
         order = {d: i for i, d in enumerate(v["dashboards"])}
         after["dashboards"] = sorted(after["dashboards"], key=lambda d: order.get(d["id"], len(order)))
+    else:
+        # Only a `dashboards` key is logged as a dashboards change (as PostHog): the tiles a soft
+        # delete hides are not.
+        after["dashboards"] = before["dashboards"]
     change_list = activity.changes(before, after)
     kind = "updated"
     if before["deleted"] is False and after["deleted"] is True:

@@ -24,7 +24,11 @@ WRAPPERS = ("InsightVizNode", "DataTableNode", "DataVisualizationNode")
 FEATURE_FLAG_INSIGHTS = ("Feature Flag Called Total Volume", "Feature Flag calls made by unique users per variant")
 ORDER_FIELDS = {"name": Insight.name, "created_at": Insight.created_at, "last_modified_at": Insight.last_modified_at,
                 "id": Insight.id, "updated_at": Insight.updated_at, "order": Insight.order,
-                "short_id": Insight.short_id, "favorited": Insight.favorited}
+                "short_id": Insight.short_id, "favorited": Insight.favorited,
+                # Any model field orders in PostHog (Django's order_by); these are the other plain ones.
+                "pk": Insight.id, "derived_name": Insight.derived_name, "description": Insight.description,
+                "saved": Insight.saved, "deleted": Insight.deleted, "is_sample": Insight.is_sample,
+                "created_by": Insight.created_by_id, "last_modified_by": Insight.last_modified_by_id}
 
 
 def _json_list(params: dict[str, str], name: str) -> list[Any] | None:
@@ -128,19 +132,26 @@ def build_list_query(env: Environment, user: User, params: dict[str, str],
             stmt = stmt.where(column < value)
     dashboards = _json_list(params, "dashboards")
     for dashboard_id in _ints("dashboards", dashboards or []):
-        stmt = stmt.where(exists(select(DashboardTile.id).where(
-            DashboardTile.insight_id == Insight.id, DashboardTile.dashboard_id == dashboard_id,
-            DashboardTile.deleted.is_not(True))))
+        # Tiles on deleted dashboards don't count (PostHog's default tile manager hides them).
+        stmt = stmt.where(exists(select(DashboardTile.id).join(Dashboard, Dashboard.id == DashboardTile.dashboard_id)
+                                 .where(DashboardTile.insight_id == Insight.id, DashboardTile.dashboard_id == dashboard_id,
+                                        DashboardTile.deleted.is_not(True), Dashboard.deleted.is_(False))))
     tags = _json_list(params, "tags")
     if tags:
         stmt = stmt.where(Insight.tags.overlap(cast([str(t) for t in tags], Insight.tags.type)))
     query_text = cast(Insight.query, String)
     events = _json_list(params, "events")
     for event in events or []:
-        stmt = stmt.where(query_text.contains(json.dumps(str(event))))
+        stmt = stmt.where(query_text.contains(json.dumps(str(event), ensure_ascii=False), autoescape=True))
     if params.get("feature_flag"):
-        flag = f"$feature/{params['feature_flag']}"
-        stmt = stmt.where(or_(query_text.contains(flag), cast(Insight.filters, String).contains(flag)))
+        # Case-insensitive, like PostHog: a `$feature/<flag>` breakdown in the query or the legacy
+        # filters, or the bare flag name in the legacy property filters.
+        flag = params["feature_flag"]
+        breakdown = f"$feature/{flag}"
+        stmt = stmt.where(or_(
+            query_text.icontains(breakdown, autoescape=True),
+            cast(Insight.filters["breakdown"], String).icontains(breakdown, autoescape=True),
+            cast(Insight.filters["properties"], String).icontains(flag, autoescape=True)))
     if truthy(params.get("hide_feature_flag_insights")):
         stmt = stmt.where(or_(Insight.name.is_(None), Insight.name.not_in(FEATURE_FLAG_INSIGHTS)))
     term = clean_search(params.get("search"))

@@ -96,9 +96,19 @@ async def _one(request: Request, session: AsyncSession, ctx: Context, insight, b
     return item
 
 
+async def get_readable_insight(session: AsyncSession, ctx: Context, ref: str, *, short_id: str | None = None):
+    """The lookup of §3.7 for the routes hanging off one insight (activity, analyze, suggestions):
+    404 when it is unknown or deleted, 403 when the user was denied it."""
+    insight = await service.get_insight(session, ctx.env.id, ref, short_id=short_id)
+    viewer = await access.viewer_for(session, ctx.env, ctx.user)
+    if not viewer.admin and insight.created_by_id != ctx.user.id:
+        access.require(await access.load_rules(session, ctx.env.id, [insight.id]), insight, viewer, "viewer")
+    return insight
+
+
 async def retrieve_view(request: Request, session: AsyncSession, ctx: Context, ref: str) -> dict[str, Any]:
     state = request.app.state
-    short_id = request.query_params.get("short_id")
+    short_id = request.query_params.get("short_id") or None  # empty: no filter (django-filter skips it)
     ttl = state.settings.auth_cache_seconds
     # The common case, a cached retrieve: one Redis round trip reads the cache entry and the
     # snapshot counter together. Only `force_cache` has no side effects to undo if the snapshot

@@ -28,6 +28,17 @@ class TestCreate:
         empty.pop("id")
         assert empty == EMPTY
 
+    async def test_explicit_nulls(self, client, env):
+        # §2.4: `null` is allowed for every field but `attributes` (it once hit the length check: a 500).
+        body = {k: v for k, v in EMPTY.items() if k != "attributes"}
+        created = await create(client, env, body)
+        created.pop("id")
+        assert created == EMPTY
+        element = await create(client, env)
+        r = await client.patch(f"{base(env)}{element['id']}/", json={"text": None, "tag_name": None}, headers=env.headers)
+        assert r.status_code == 200 and r.json()["text"] is None and r.json()["tag_name"] is None
+        assert r.json()["href"] == FULL["href"]
+
     async def test_coercions_and_ignored_fields(self, client, env):
         created = await create(client, env, {"text": 5, "attr_class": [1, "b"], "nth_child": "3", "id": 999,
                                              "unknown": True})
@@ -175,3 +186,27 @@ class TestMethods:
         assert r.status_code == 405
         assert r.json() == {"type": "invalid_request", "code": "method_not_allowed",
                             "detail": f'Method "{method}" not allowed.', "attr": None}
+
+
+class TestFormat:
+    @pytest.mark.parametrize("path", ["", "stats/", "values/?key=text&", "{id}/"])
+    async def test_only_json_can_be_produced(self, client, env, path):
+        # §1.1: element routes speak JSON only; `format=csv` (an insight-only format) is a 404 too.
+        path = path.format(id=(await create(client, env))["id"])
+        sep = "" if path.endswith("&") else "?"
+        for fmt in ("csv", "xml"):
+            r = await client.get(f"{base(env)}{path}{sep}format={fmt}", headers=env.headers)
+            assert r.status_code == 404, (path, fmt)
+            assert r.json() == {"type": "invalid_request", "code": "not_found", "detail": "Not found.", "attr": None}
+        r = await client.get(f"{base(env)}{path}{sep}format=json", headers=env.headers)
+        assert r.status_code == 200
+
+    async def test_accept_header_json_only(self, client, env):
+        # §1.1/§1.6: an Accept header no renderer satisfies is a 406 (`invalid_request`/`not_acceptable`).
+        r = await client.get(base(env), headers={**env.headers, "Accept": "text/csv"})
+        assert r.status_code == 406
+        assert r.json() == {"type": "invalid_request", "code": "not_acceptable",
+                            "detail": "Could not satisfy the request Accept header.", "attr": None}
+        for accept in ("application/json", "application/*", "text/html,application/xml;q=0.9,*/*;q=0.8"):
+            r = await client.get(base(env), headers={**env.headers, "Accept": accept})
+            assert r.status_code == 200 and r.headers["content-type"] == "application/json", accept

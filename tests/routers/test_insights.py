@@ -86,6 +86,8 @@ class TestValidation:
         ({"dashboards": ["x"]}, 400, "incorrect_type", "dashboards", "Incorrect type. Expected pk value, received str."),
         ({"dashboards": [999999]}, 400, "does_not_exist", "dashboards", 'Invalid pk "999999" - object does not exist.'),
         ({"name": "x" * 401, "description": True}, 400, "max_length", "name", None),
+        ({"_create_in_folder": None}, 400, "null", "_create_in_folder", "This field may not be null."),
+        ({"order": 2**31}, 400, "max_value", "order", "Ensure this value is less than or equal to 2147483647."),
     ])
     async def test_errors(self, client, env, body, status, code, attr, detail):
         r = await client.post(url(env), json=body, headers=env.headers)
@@ -95,6 +97,10 @@ class TestValidation:
         if detail:
             assert err["detail"] == detail
         assert err["type"] == ("invalid_request" if code == "parse_error" else "validation_error")
+
+    async def test_create_in_folder_has_no_length_limit(self, client, env):
+        body = await create(client, env, name="A", _create_in_folder="Unfiled/" + "x" * 600)
+        assert "_create_in_folder" not in body
 
     async def test_coercions(self, client, env):
         body = await create(client, env, name=12, deleted="yes", order="3")
@@ -113,6 +119,9 @@ class TestRetrieveInsight:
             assert r.status_code == 200 and r.json()["id"] == body["id"]
         r = await client.get(url(env, f"{body['id']}/?short_id=zzzzzzzz"), headers=env.headers)
         assert r.status_code == 404 and r.json()["detail"] == "Not found."
+        for suffix in ("", "activity/"):  # an empty short_id filters nothing (django-filter skips it)
+            r = await client.get(url(env, f"{body['id']}/{suffix}?short_id="), headers=env.headers)
+            assert r.status_code == 200, suffix
 
     async def test_other_environment_is_404(self, client, env, other_env):
         body = await create(client, env, name="A")
@@ -241,6 +250,39 @@ class TestListInsights:
         assert await ids("?order=-name") == [c["id"], b["id"], a["id"]]
         assert await ids(f"?short_id={b['short_id']}") == [b["id"]]
 
+    async def test_feature_flag_filter(self, client, env):
+        by_query = await create(client, env, name="q", query={**VIZ, "source": {
+            **TRENDS, "breakdownFilter": {"breakdown": "$feature/My-Flag", "breakdown_type": "event"}}})
+        legacy_props = await create(client, env, name="p", filters={
+            "insight": "TRENDS", "properties": [{"key": "$feature/my-flag", "value": "on"}]})
+        legacy_raw = await create(client, env, name="r", filters={"insight": "TRENDS", "properties": [
+            {"key": "$active_feature_flags", "value": "my-flag", "operator": "icontains"}]})
+        await create(client, env, name="other", query={**VIZ, "source": {
+            **TRENDS, "breakdownFilter": {"breakdown": "$feature/myXflag"}}})
+        r = await client.get(url(env, "?feature_flag=my-flag"), headers=env.headers)
+        # case-insensitive; legacy property filters may name the flag without the `$feature/` prefix
+        assert sorted(i["id"] for i in r.json()["results"]) == sorted([by_query["id"], legacy_props["id"], legacy_raw["id"]])
+        r = await client.get(url(env, "?feature_flag=my_flag"), headers=env.headers)
+        assert r.json()["count"] == 0  # `_` is not a LIKE wildcard
+
+    async def test_order_by_other_model_fields(self, client, env):
+        a = await create(client, env, name="a", description="zeta", derived_name="Beta")
+        b = await create(client, env, name="b", description="alpha", derived_name="Alpha")
+        for order, expected in (("-description", [a, b]), ("description", [b, a]), ("derived_name", [b, a]),
+                                ("-pk", [b, a]), ("created_by", [a, b])):
+            r = await client.get(url(env, f"?order={order}"), headers=env.headers)
+            assert r.status_code == 200, (order, r.text)
+            assert [i["id"] for i in r.json()["results"]] == [x["id"] for x in expected], order
+
+    async def test_dashboards_filter_ignores_deleted_dashboards(self, client, env):
+        d = (await client.post(f"/api/environments/{env.id}/dashboards/", json={"name": "D"}, headers=env.headers)).json()
+        body = await create(client, env, name="A", query=VIZ, dashboards=[d["id"]])
+        r = await client.get(url(env, f"?dashboards=[{d['id']}]"), headers=env.headers)
+        assert [i["id"] for i in r.json()["results"]] == [body["id"]]
+        await client.patch(f"/api/environments/{env.id}/dashboards/{d['id']}/", json={"deleted": True}, headers=env.headers)
+        r = await client.get(url(env, f"?dashboards=[{d['id']}]"), headers=env.headers)
+        assert r.json()["count"] == 0
+
     async def test_created_by_and_dates(self, client, env, frozen):
         me = (await create(client, env, name="old"))
         clock.freeze("2020-01-14T12:00:00Z")
@@ -329,6 +371,14 @@ class TestActivity:
         r = await client.get(url(env, "activity/?page=0"), headers=env.headers)
         assert r.status_code == 400 and r.json()["attr"] == "page"
 
+    async def test_soft_delete_logs_no_dashboards_change(self, client, env):
+        d = (await client.post(f"/api/environments/{env.id}/dashboards/", json={"name": "D"}, headers=env.headers)).json()
+        body = await create(client, env, name="A", query=VIZ, dashboards=[d["id"]])
+        await client.patch(url(env, f"{body['id']}/"), json={"deleted": True}, headers=env.headers)
+        entry = (await client.get(url(env, "activity/"), headers=env.headers)).json()["results"][0]
+        assert entry["activity"] == "deleted"
+        assert [(c["field"], c["before"], c["after"]) for c in entry["detail"]["changes"]] == [("deleted", False, True)]
+
     async def test_unnamed_insights_are_not_logged(self, client, env):
         await create(client, env, query=VIZ)
         r = (await client.get(url(env, "activity/"), headers=env.headers)).json()
@@ -388,6 +438,36 @@ class TestCSVErrors:
         assert r.status_code == 404 and self._row(r)["detail"] == "Project not found."
         r = await client.get(url(env, "999999999/?format=csv"), headers=env.headers)
         assert r.status_code == 404 and self._row(r)["detail"] == "Not found."
+
+    async def test_format_other_routes_cannot_produce(self, client, env):
+        # §1.1: csv only on list/retrieve; an unknown format is a 404 before anything is written.
+        body = await create(client, env, name="A", query=VIZ)
+        for path in ("activity/", f"{body['id']}/activity/", f"{body['id']}/analyze/"):
+            for fmt in ("csv", "xml"):
+                r = await client.get(url(env, f"{path}?format={fmt}"), headers=env.headers)
+                assert r.status_code == 404 and r.json()["detail"] == "Not found.", (path, fmt)
+        r = await client.post(url(env, "?format=xml"), json={"name": "B"}, headers=env.headers)
+        assert r.status_code == 404
+        r = await client.patch(url(env, f"{body['id']}/?format=xml"), json={"name": "C"}, headers=env.headers)
+        assert r.status_code == 404
+        listed = (await client.get(url(env), headers=env.headers)).json()
+        assert [i["name"] for i in listed["results"]] == ["A"]
+        r = await client.get(url(env, "activity/?format=json"), headers=env.headers)
+        assert r.status_code == 200
+
+    async def test_accept_negotiation(self, client, env):
+        await create(client, env, name="A", query=VIZ)
+        r = await client.get(url(env), headers={**env.headers, "Accept": "text/*"})
+        assert r.status_code == 200 and r.headers["content-type"] == "text/csv; charset=utf-8"
+        # JSON is the first renderer: it wins a tie
+        r = await client.get(url(env), headers={**env.headers, "Accept": "text/csv, application/json"})
+        assert r.headers["content-type"] == "application/json"
+        for path in ("", "activity/"):
+            r = await client.get(url(env, path), headers={**env.headers, "Accept": "application/xml"})
+            assert r.status_code == 406 and r.json()["code"] == "not_acceptable"
+            assert r.headers["content-type"] == "application/json"
+        r = await client.get(url(env, "activity/"), headers={**env.headers, "Accept": "text/csv"})
+        assert r.status_code == 406
 
     async def test_json_requests_keep_json_errors(self, client, env):
         r = await client.get(url(env, ""))

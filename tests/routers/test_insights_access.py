@@ -99,6 +99,19 @@ class TestDeniedInsights:
         await people.rule("editor", insight_id=theirs["id"], member_id=member_id)
         assert await ids(client, env, member) == sorted([mine["id"], theirs["id"]])
 
+    async def test_routes_of_one_insight_need_viewer_access(self, client, env, people):
+        # §3.10-§3.12: activity, analyze and suggestions look the insight up as retrieve does (403 when denied).
+        private = await create_insight(client, env, QUERY)
+        member, _ = await people.member()
+        await people.rule("none", insight_id=private["id"], member_id=None)
+        for suffix in ("activity/", "analyze/", "suggestions/"):
+            r = await client.get(detail(env, private) + suffix, headers=member)
+            assert r.status_code == 403, (suffix, r.text)
+            assert r.json()["detail"] == "You do not have viewer access to this resource."
+            assert (await client.get(detail(env, private) + suffix, headers=env.headers)).status_code == 200
+        r = await client.post(detail(env, private) + "suggestions/", json={}, headers=member)
+        assert r.status_code == 403
+
     async def test_short_id_lookup_in_list(self, client, env, people):
         private = await create_insight(client, env, QUERY)
         member, _ = await people.member()
