@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Literal, Sequence, TypeVar
@@ -102,7 +103,8 @@ class ChdbExecutor:
         # behind a slow report holding every query connection.
         self.insert_pool_size = insert_pool_size
         # pools + control + one spare: a thread is never the bottleneck, a connection is.
-        self._threads = ThreadPoolExecutor(max_workers=pool_size + insert_pool_size + 2, thread_name_prefix="chdb")
+        self._threads = ThreadPoolExecutor(max_workers=pool_size + insert_pool_size + 2, thread_name_prefix="chdb",
+                                           initializer=_yield_cpu_to_requests)
         self._open_lock = asyncio.Lock()
         self._slots: list[_Slot] = []
         self._pool: asyncio.Queue[_Slot] | None = None
@@ -392,6 +394,19 @@ class ChdbExecutor:
         log.warning("replacing a chDB connection that kept returning stale output")
         _close_quietly(slot.conn)
         slot.conn = self._connect()
+
+
+# Nice value of the threads that run chDB. The engine's own worker threads are started from
+# them and inherit it, so on a busy machine a report yields the CPU to the event loop serving
+# cached reads and acknowledgements, and still uses every idle cycle.
+ENGINE_NICE = 10
+
+
+def _yield_cpu_to_requests() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ENGINE_NICE)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
 
 
 def _close_quietly(conn: Any) -> None:

@@ -379,6 +379,19 @@ class TestConcurrency:
         result = await ch_executor.execute("SELECT count() FROM events WHERE team_id = {t:Int64}", {"t": team_id})
         assert result.rows == [(4,)]
 
+    async def test_engine_threads_run_at_lower_priority(self, ch_executor):
+        """chDB work yields the CPU to the event loop (ENGINE_NICE on the executor's threads)."""
+        import os
+        import threading
+
+        from app.query_engine.executor import chdb as chdb_module
+
+        loop = asyncio.get_running_loop()
+        nice = await loop.run_in_executor(ch_executor._threads,
+                                          lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        assert nice == os.getpriority(os.PRIO_PROCESS, 0) + chdb_module.ENGINE_NICE or nice == 19
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != nice  # the loop's thread is not lowered
+
     async def test_ping(self, ch_executor):
         assert await ch_executor.ping() is True
 
