@@ -24,5 +24,6 @@ async def create_query(
 
     runner = QueryRunner(environment=ctx.env, session=session, clickhouse=clickhouse, redis=request.app.state.redis,
                          arq=request.app.state.arq, settings=settings)
+    runner.release_session_before_compute = True  # nothing is written: free the connection while ClickHouse runs
     refresh = "async" if body.refresh is None and body.async_ else body.refresh
     return await runner.run_for_query_endpoint(body.query, refresh=refresh, client_query_id=body.client_query_id)

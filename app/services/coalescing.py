@@ -59,8 +59,6 @@ async def server_ms(redis: Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
-ROUNDING_MS = 2
-
 
 async def single_flight(redis: Redis, key: str, compute: Callable[[], Awaitable[dict[str, Any]]], *,
                         arrived_at: float | None = None,
@@ -90,12 +88,12 @@ async def single_flight(redis: Redis, key: str, compute: Callable[[], Awaitable[
             first = False
             (seconds, micros), latest_raw, acquired, holder = replies
             if latest_raw is not None and arrived_at is not None:
-                now_ms = int(seconds) * 1000 + int(micros) // 1000
-                # Both stamps are truncated to whole milliseconds, so allow for 2 ms of rounding:
-                # a computation that finished that close to the arrival is as fresh as a new one.
-                not_before_ms = now_ms - int((time.perf_counter() - arrived_at) * 1000) - ROUNDING_MS
+                # Microseconds on both sides: a computation that finished a moment before this
+                # request arrived must not count as fresh by rounding.
+                now_us = int(seconds) * 1_000_000 + int(micros)
+                not_before_us = now_us - int((time.perf_counter() - arrived_at) * 1_000_000)
                 latest = orjson.loads(latest_raw)
-                if latest.get("finished_ms", 0) >= not_before_ms:
+                if latest.get("finished_us", 0) >= not_before_us:
                     if acquired:
                         with contextlib.suppress(RedisError):
                             await _release(redis, key, token)
@@ -132,9 +130,9 @@ _local: dict[tuple[str, str], asyncio.Future] = {}
 # result of the key) stamped with Redis' clock, and releases the lock if still ours: one round trip.
 _PUBLISH = """
 local t = redis.call('TIME')
-local finished = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+local finished = t[1] .. string.format('%06d', tonumber(t[2]))
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('SET', KEYS[2], '{"finished_ms":' .. finished .. ',"result":' .. ARGV[1] .. '}', 'EX', ARGV[2])
+redis.call('SET', KEYS[2], '{"finished_us":' .. finished .. ',"result":' .. ARGV[1] .. '}', 'EX', ARGV[2])
 if redis.call('GET', KEYS[3]) == ARGV[3] then
   redis.call('DEL', KEYS[3])
 end

@@ -10,7 +10,7 @@ import hashlib
 import json
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -102,8 +102,12 @@ async def run_query(
     session: AsyncSession,
     settings: Settings,
     client_query_id: str | None = None,
+    before_execute: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """Compile and run `query_json` now (blocking) and return the query response dict."""
+    """Compile and run `query_json` now (blocking) and return the query response dict.
+
+    `before_execute` runs once, after the last PostgreSQL lookup and before ClickHouse is asked
+    (the caller hands its database connection back there: a query can take seconds)."""
     node = unwrap(parse_query(query_json))
     if not isinstance(node, (TrendsQuery, HogQLQuery)):
         raise QueryError(f"{node.kind} queries are not supported yet.", attr="query.kind")
@@ -130,7 +134,11 @@ async def run_query(
                   if isinstance(node, HogQLQuery) else {})},
     )
 
+    pending_release = [before_execute] if before_execute is not None else []
+
     async def execute(sql: str, params: dict[str, Any]):
+        while pending_release:
+            await pending_release.pop()()
         try:
             return await clickhouse.execute(sql, params, query_id=query_id, settings=exec_settings)
         except ClickHouseUnavailable:

@@ -206,7 +206,8 @@ class QueryRunner:
         try:
             response = await run_query(environment=self.env, query_json=query_json, clickhouse=self.clickhouse,
                                        session=self.session, settings=self.settings,
-                                       client_query_id=self.engine_query_id(query_id) if query_id else None)
+                                       client_query_id=self.engine_query_id(query_id) if query_id else None,
+                                       before_execute=self._release_session)
         except BaseException:
             try:
                 await self.redis.zrem(running, member)
@@ -230,10 +231,10 @@ class QueryRunner:
                                    arrived_at=self.arrived_at, on_wait=self._release_session)
 
     async def _release_session(self) -> None:
-        """Commit what a GET has read and written so far, handing its connection back to the pool
-        before waiting for another request's computation: 50 coalesced requests waiting with a connection
-        each would exhaust the pool (10+10), and the later ones could not even start their own
-        checks until the leader finished. The session stays usable (a later statement checks out
+        """Commit what a GET (or `POST query/`, which writes nothing) has read and written so far,
+        handing its connection back to the pool before waiting for another request's computation or
+        for ClickHouse: 50 requests waiting with a connection each would exhaust the pool (10+10),
+        and the later ones could not even start their own checks. The session stays usable (a later statement checks out
         a connection again); expire_on_commit is off, so loaded objects keep their values."""
         if self.release_session_before_compute and self.session.in_transaction():
             await self.session.commit()
