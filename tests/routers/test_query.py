@@ -49,6 +49,24 @@ class TestRunQuery:
         r = await post(client, env, body)
         assert r.status_code == 200 and r.json()["results"][0]["count"] == 0
 
+    async def test_database_connection_is_free_while_clickhouse_runs(self, client, env, app, backends, frozen,
+                                                                       monkeypatch):
+        """A blocking query holds no PostgreSQL connection while ClickHouse works (the pool is for
+        requests that need it, not for requests waiting on a report)."""
+        executor = app.state.clickhouse
+        original = executor.execute
+        held: list[int] = []
+
+        async def observed(*args, **kwargs):
+            held.append(backends.engine.pool.checkedout())
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(executor, "execute", observed)
+        r = await post(client, env, {"query": {**TRENDS, "properties": [
+            {"type": "event", "key": "$browser", "operator": "exact", "value": "Chrome"}]}, "refresh": "force_blocking"})
+        assert r.status_code == 200, r.text
+        assert held and all(n == 0 for n in held), held
+
     async def test_other_teams_events_are_invisible(self, client, env, other_env, backends, frozen):
         await insert_events(backends.clickhouse, other_env.id, [
             {"event": "$pageview", "distinct_id": "a", "timestamp": "2020-01-11T10:00:00Z"}])
