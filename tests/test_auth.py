@@ -13,6 +13,7 @@ from app.auth import generate_key, hash_key, mask_key, scope_satisfied
 from app.deps import Context, authorize
 from app.main import create_app
 from tests.conftest import TestEnv
+from tests.sql_statements import sql_statements
 
 probe = APIRouter(prefix="/api/environments/{environment_id}")
 
@@ -243,28 +244,6 @@ class TestRateLimits:
         assert (await pclient.get(url)).status_code == 403
 
 
-def _count_sql(backends):
-    """A context manager that collects the SQL statements run on the metadata database."""
-    import contextlib
-
-    from sqlalchemy import event
-
-    @contextlib.contextmanager
-    def counting():
-        seen: list[str] = []
-
-        def on_execute(conn, cursor, statement, *args):
-            seen.append(statement)
-
-        event.listen(backends.engine.sync_engine, "before_cursor_execute", on_execute)
-        try:
-            yield seen
-        finally:
-            event.remove(backends.engine.sync_engine, "before_cursor_execute", on_execute)
-
-    return counting()
-
-
 class TestAuthCache:
     """Authentication results are cached in the process; writes through the process revoke at once."""
 
@@ -276,7 +255,7 @@ class TestAuthCache:
     async def test_cached_request_runs_no_sql(self, pclient, env: TestEnv, backends):
         url = f"/api/environments/{env.id}/probe_insights/"
         assert (await pclient.get(url, headers=env.headers)).status_code == 200
-        with _count_sql(backends) as seen:
+        with sql_statements(backends) as seen:
             assert (await pclient.get(url, headers=env.headers)).status_code == 200
         assert seen == []
 
@@ -379,7 +358,7 @@ class TestAuthCache:
         async with application.router.lifespan_context(application):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as c:
                 assert (await c.get(url, headers=env.headers)).status_code == 200
-                with _count_sql(backends) as seen:
+                with sql_statements(backends) as seen:
                     assert (await c.get(url, headers=env.headers)).status_code == 200
         assert len(seen) == 3  # key, environment, membership
 

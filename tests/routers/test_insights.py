@@ -8,10 +8,10 @@ import io
 import re
 
 import pytest
-from sqlalchemy import event
 
 from app import clock
 from tests.conftest import TestEnv
+from tests.sql_statements import sql_statements
 
 TRENDS = {"kind": "TrendsQuery", "series": [{"kind": "EventsNode", "event": "$pageview"}],
           "dateRange": {"date_from": "2020-01-10", "date_to": "2020-01-12"}}
@@ -329,16 +329,8 @@ class TestListInsights:
 
         counts = []
         for limit in (2, 12):
-            statements: list[str] = []
-
-            def count(conn, cursor, statement, *args):
-                statements.append(statement)
-
-            event.listen(backends.engine.sync_engine, "before_cursor_execute", count)
-            try:
+            with sql_statements(backends) as statements:
                 r = await client.get(url(env, f"?limit={limit}"), headers=env.headers)
-            finally:
-                event.remove(backends.engine.sync_engine, "before_cursor_execute", count)
             assert r.status_code == 200 and len(r.json()["results"]) == limit
             counts.append(len(statements))
         assert counts[0] == counts[1]

@@ -3,29 +3,14 @@ through this process drops at once and writes elsewhere drop through the Redis c
 
 from __future__ import annotations
 
-import contextlib
-
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from app.services.insights_snapshot import VERSION_KEY
 from tests.routers.insight_helpers import create_insight
+from tests.sql_statements import sql_statements
 
 QUERY = {"kind": "InsightVizNode", "source": {"kind": "TrendsQuery", "series": [{"kind": "EventsNode", "event": "$pageview"}],
                                               "dateRange": {"date_from": "2020-01-10", "date_to": "2020-01-12"}}}
-
-
-@contextlib.contextmanager
-def sql_statements(backends):
-    seen: list[str] = []
-
-    def on_execute(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(backends.engine.sync_engine, "before_cursor_execute", on_execute)
-    try:
-        yield seen
-    finally:
-        event.remove(backends.engine.sync_engine, "before_cursor_execute", on_execute)
 
 
 def detail(env, insight, query: str = "") -> str:
