@@ -4,9 +4,7 @@ serving, SIGTERM shutdown, and settings errors."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,19 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
-    env.update({"APP_DATA_DIR": str(data_dir), "APP_LOG_JSON": "true", "APP_DEMO_EVENTS": "0", **extra})
-    return env
+from tests.live_server import ROOT, free_port, serve_command, serve_env, wait_ready
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -44,24 +30,15 @@ def _pids_of(pattern: str) -> set[int]:
 @pytest.fixture(scope="module")
 def served():
     data_dir = Path(tempfile.mkdtemp(prefix="tally-cli-"))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    port = free_port()
+    proc = subprocess.Popen(serve_command(port), cwd=ROOT, env=serve_env(data_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited: {proc.stderr.read()}")
-        try:
-            if httpx.get(f"{base}/_readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
+    try:
+        wait_ready(base, proc, output=proc.stderr.read)
+    except AssertionError:
         proc.kill()
-        raise AssertionError("serve did not become ready")
+        raise
     yield proc, base, data_dir
     if proc.poll() is None:
         proc.kill()
@@ -82,7 +59,7 @@ class TestServe:
 
     def test_bootstrap_while_serving(self, served):
         proc, base, data_dir = served
-        out = _run(["bootstrap", "--json"], _env(data_dir))
+        out = _run(["bootstrap", "--json"], serve_env(data_dir))
         assert out.returncode == 0, out.stderr
         created = json.loads(out.stdout.strip().splitlines()[-1])
         assert set(created) == {"organization_id", "environment_id", "project_api_key", "personal_api_key",
@@ -117,18 +94,18 @@ class TestServe:
 class TestCommands:
     @pytest.mark.parametrize("command", ["serve", "worker", "migrate", "bootstrap"])
     def test_help(self, command):
-        out = _run([command, "--help"], _env(Path(tempfile.gettempdir())))
+        out = _run([command, "--help"], serve_env(Path(tempfile.gettempdir())))
         assert out.returncode == 0 and "usage:" in out.stdout
 
     def test_invalid_settings_one_line(self, tmp_path):
-        out = _run(["serve"], _env(tmp_path, APP_CLICKHOUSE_URL="ftp://nope", APP_LOG_LEVEL="LOUD"))
+        out = _run(["serve"], serve_env(tmp_path, APP_CLICKHOUSE_URL="ftp://nope", APP_LOG_LEVEL="LOUD"))
         assert out.returncode == 2
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in out.stderr
         assert "APP_CLICKHOUSE_URL" in lines[0] and "APP_LOG_LEVEL" in lines[0]
 
     def test_production_requires_secret(self, tmp_path):
-        out = _run(["migrate"], _env(tmp_path, APP_ENV="production"))
+        out = _run(["migrate"], serve_env(tmp_path, APP_ENV="production"))
         assert out.returncode == 2 and "APP_SECRET_KEY" in out.stderr
 
     def test_read_only_data_dir_is_clear(self, tmp_path):
@@ -138,15 +115,15 @@ class TestCommands:
         # root ignores mode bits, so use a path under a regular file instead, which no user can create.
         blocker = tmp_path / "file"
         blocker.write_text("x")
-        out = _run(["serve", "--port", str(_free_port())], _env(blocker / "data"))
+        out = _run(["serve", "--port", str(free_port())], serve_env(blocker / "data"))
         assert out.returncode == 1
         assert "data dir" in out.stderr and "Traceback" not in out.stderr
 
     def _serve_in_mount_namespace(self, data: Path, mount: str) -> subprocess.CompletedProcess:
         # A private mount namespace (root, as on the dev and CI machines): the mount is real for the
         # server and vanishes with it, leaving the host untouched.
-        script = f"{mount} {data} && exec {sys.executable} -m app serve --port {_free_port()}"
-        return subprocess.run(["unshare", "--mount", "sh", "-c", script], cwd=ROOT, env=_env(data),
+        script = f"{mount} {data} && exec {sys.executable} -m app serve --port {free_port()}"
+        return subprocess.run(["unshare", "--mount", "sh", "-c", script], cwd=ROOT, env=serve_env(data),
                               capture_output=True, text=True, timeout=60)
 
     def test_read_only_bind_data_dir_is_clear(self, tmp_path):
@@ -162,12 +139,12 @@ class TestCommands:
         assert "data dir" in out.stderr and "MiB free" in out.stderr and "Traceback" not in out.stderr
 
     def test_worker_needs_clickhouse_url(self, tmp_path):
-        out = _run(["worker"], _env(tmp_path))
+        out = _run(["worker"], serve_env(tmp_path))
         assert out.returncode == 1 and "APP_CLICKHOUSE_URL" in out.stderr
 
     def test_bootstrap_on_fresh_data_dir(self, tmp_path):
         data = Path(tempfile.mkdtemp(prefix="tally-boot-"))
-        out = _run(["bootstrap", "--json"], _env(data))
+        out = _run(["bootstrap", "--json"], serve_env(data))
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout.strip().splitlines()[-1])["personal_api_key"].startswith("phx_")
         assert not _pids_of(f"postgres.*{data}")  # it stopped the server it started

