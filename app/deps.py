@@ -103,9 +103,17 @@ def _accepted(header: str) -> list[list[tuple[str, str]]]:
 
 
 def negotiate(request: Request) -> str:
-    """§1.1: the response format, `json` or `csv`. An explicit `format` the route cannot produce is a
-    404; otherwise the Accept header picks among the route's formats (JSON first), and an Accept
-    header none of them satisfies is a 406."""
+    """§1.1: the response format, `json` or `csv`, decided once per request (the authorization
+    dependency decides it; the view reads the same answer). An explicit `format` the route cannot
+    produce is a 404; otherwise the Accept header picks among the route's formats (JSON first), and
+    an Accept header none of them satisfies is a 406."""
+    decided = getattr(request.state, "response_format", None)
+    if decided is None:
+        decided = request.state.response_format = _negotiate(request)
+    return decided
+
+
+def _negotiate(request: Request) -> str:
     route = request.scope.get("route")
     formats = ("json", "csv") if getattr(route, "name", None) in CSV_ROUTES else ("json",)
     fmt = request.query_params.get("format")
