@@ -16,6 +16,7 @@ requests: treat them as read-only (reload into the session to change one).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -23,6 +24,7 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import Request
@@ -106,6 +108,33 @@ class LocalCache:
     def __init__(self) -> None:
         self.epoch = 0
         self._entries: dict[tuple[str, Any], tuple[float, Any]] = {}
+        self._loading: dict[tuple[str, Any], asyncio.Future] = {}
+
+    async def load(self, kind: str, ident: Any, loader: Callable[[], Awaitable[Any]]) -> Any:
+        """The cached value, else what `loader` returns, run once for concurrent callers of the
+        process (when an entry expires under load, one request reads the database, not all of them).
+        A waiter gets the loader's value only if it was stored (an invalidation during the load
+        refuses it) and not None; otherwise, and if the loader failed, it runs its own loader."""
+        value = self.get(kind, ident)
+        if value is not None:
+            return value
+        slot = (kind, ident)
+        pending = self._loading.get(slot)
+        if pending is not None:
+            shared = await asyncio.shield(pending)
+            return shared if shared is not None else await loader()
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._loading[slot] = future
+        epoch = self.epoch
+        value = None
+        try:
+            value = await loader()
+            return value
+        finally:
+            if self._loading.get(slot) is future:
+                del self._loading[slot]
+            stored = value is not None and epoch == self.epoch and self.get(kind, ident) is value
+            future.set_result(value if stored else None)
 
     def get(self, kind: str, ident: Any) -> Any:
         entry = self._entries.get((kind, ident))
@@ -176,11 +205,16 @@ def _detach(session: AsyncSession, *objs: object) -> None:
 async def authenticate_key(session: AsyncSession, candidate: KeyCandidate, *,
                            cache_seconds: float = 0) -> tuple[User, PersonalAPIKey]:
     ident = hashlib.sha256(candidate.key.encode()).digest()  # the raw key is not kept in memory
-    cached = AUTH_CACHE.get("key", ident)
-    if cached is not None:
-        user, key = cached
-        await _touch(session, key)
-        return user, key
+    if cache_seconds > 0:
+        user, key = await AUTH_CACHE.load("key", ident, lambda: _lookup_key(session, candidate, ident, cache_seconds))
+    else:
+        user, key = await _lookup_key(session, candidate, ident, cache_seconds)
+    await _touch(session, key)
+    return user, key
+
+
+async def _lookup_key(session: AsyncSession, candidate: KeyCandidate, ident: bytes,
+                      cache_seconds: float) -> tuple[User, PersonalAPIKey]:
     epoch = AUTH_CACHE.epoch
     rows = (
         await session.execute(
@@ -191,11 +225,11 @@ async def authenticate_key(session: AsyncSession, candidate: KeyCandidate, *,
     ).all()
     for key, user in rows:
         if hmac.compare_digest(key.secure_value, hash_key(candidate.key, key.salt)):
+            found = (user, key)
             if cache_seconds > 0:
                 _detach(session, key, user)
-                AUTH_CACHE.put("key", ident, (user, key), ttl=cache_seconds, epoch=epoch)
-            await _touch(session, key)
-            return user, key
+                AUTH_CACHE.put("key", ident, found, ttl=cache_seconds, epoch=epoch)
+            return found
     raise AuthenticationFailed(f"Personal API key found in request {candidate.source} is invalid.")
 
 
@@ -256,9 +290,13 @@ def check_scope_without_environment(principal: Principal, scope: str) -> None:
 
 
 async def resolve_environment(session: AsyncSession, environment_id: int, *, cache_seconds: float = 0) -> Environment:
-    cached = AUTH_CACHE.get("environment", environment_id)
-    if cached is not None:
-        return cached
+    if cache_seconds > 0:
+        return await AUTH_CACHE.load("environment", environment_id,
+                                     lambda: _load_environment(session, environment_id, cache_seconds))
+    return await _load_environment(session, environment_id, cache_seconds)
+
+
+async def _load_environment(session: AsyncSession, environment_id: int, cache_seconds: float) -> Environment:
     epoch = AUTH_CACHE.epoch
     env = await session.get(Environment, environment_id)
     if env is None:
@@ -273,9 +311,17 @@ async def membership(session: AsyncSession, user_id: int, organization_id: int, 
                      cache_seconds: float = 0) -> tuple[int, int] | None:
     """(membership id, level) of the user in the organization (level 1 member, 8 admin, 15 owner),
     None if not a member."""
+    if cache_seconds > 0:
+        return await AUTH_CACHE.load("membership", (user_id, organization_id),
+                                     lambda: _load_membership(session, user_id, organization_id, cache_seconds))
     cached = AUTH_CACHE.get("membership", (user_id, organization_id))
     if cached is not None:
         return cached
+    return await _load_membership(session, user_id, organization_id, cache_seconds)
+
+
+async def _load_membership(session: AsyncSession, user_id: int, organization_id: int,
+                           cache_seconds: float) -> tuple[int, int] | None:
     epoch = AUTH_CACHE.epoch
     row = (await session.execute(
         select(OrganizationMembership.id, OrganizationMembership.level).where(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -10,11 +12,85 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import auth
-from app.db import get_session
 from app.errors import NotAcceptable, NotFound, ParseError
 from app.models import Environment, User
 from app.query_engine.executor.base import ClickHouseExecutor
 from app.settings import Settings
+
+AFTER_COMMIT_TASKS = "after_commit_tasks"  # as app/services/insights_snapshot.py fills it
+
+
+class LazySession:
+    """The request's `AsyncSession`, created on first use: a request answered from the in-process
+    caches (a cached insight retrieve, most authentications) never opens one, and creating,
+    committing and closing an unused session costs as much as the rest of such a request.
+
+    Every attribute is the real session's (created on first access); only the calls that end a
+    request's work, and membership tests, are answered without creating it."""
+
+    __slots__ = ("_factory", "_session")
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+        self._session: AsyncSession | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._session is not None
+
+    def _real(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._factory()
+        return self._session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def __contains__(self, obj: object) -> bool:
+        return self._session is not None and obj in self._session
+
+    def __iter__(self):
+        return iter(self._session) if self._session is not None else iter(())
+
+    def in_transaction(self) -> bool:
+        return self._session is not None and self._session.in_transaction()
+
+    async def commit(self) -> None:
+        if self._session is not None:
+            await self._session.commit()
+
+    async def settle(self) -> None:
+        """Await what the commits of this session started (the insights counter bump, see
+        app/services/insights_snapshot.py), so that it is done before the response is sent."""
+        if self._session is None:
+            return
+        tasks = self._session.sync_session.info.pop(AFTER_COMMIT_TASKS, None)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def rollback(self) -> None:
+        if self._session is not None:
+            await self._session.rollback()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, opened lazily (`LazySession`): committed before the response is
+    sent, rolled back on error, closed in any case."""
+    session = LazySession(request.app.state.sessionmaker)
+    try:
+        yield session  # type: ignore[misc]  # an AsyncSession for every purpose of a route
+        await session.commit()
+        await session.settle()
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()
+
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 

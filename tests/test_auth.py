@@ -395,3 +395,54 @@ class TestAuthCache:
         r = await client.patch(url, json={"timezone": "Europe/Paris"}, headers=env.headers)
         assert r.status_code == 200 and r.json()["timezone"] == "Europe/Paris"
         assert (await client.get(url, headers=env.headers)).json()["timezone"] == "Europe/Paris"
+
+
+class TestLocalCacheLoad:
+    """`LocalCache.load`: one loader for concurrent misses of an entry, nothing shared that was not stored."""
+
+    async def test_concurrent_misses_run_one_loader(self):
+        import asyncio
+
+        from app.auth import LocalCache
+
+        cache, calls = LocalCache(), []
+
+        async def loader():
+            calls.append(1)
+            await asyncio.sleep(0.02)
+            value = ("v", len(calls))
+            cache.put("k", 1, value, ttl=5, epoch=cache.epoch)
+            return value
+
+        values = await asyncio.gather(*[cache.load("k", 1, loader) for _ in range(5)])
+        assert len(calls) == 1 and values == [("v", 1)] * 5
+        assert await cache.load("k", 1, loader) == ("v", 1) and len(calls) == 1  # cached now
+
+    async def test_failures_and_refused_values_are_not_shared(self):
+        import asyncio
+
+        from app.auth import LocalCache
+
+        cache, calls = LocalCache(), []
+
+        async def failing():
+            calls.append(1)
+            await asyncio.sleep(0.01)
+            raise RuntimeError("boom")
+
+        results = await asyncio.gather(*[cache.load("k", 1, failing) for _ in range(3)], return_exceptions=True)
+        assert len(calls) == 3 and all(isinstance(r, RuntimeError) for r in results)
+
+        calls.clear()
+
+        async def invalidated_meanwhile():
+            calls.append(1)
+            epoch = cache.epoch
+            await asyncio.sleep(0.01)
+            if len(calls) == 1:
+                cache.invalidate()  # a write committed while the first loader read
+            cache.put("k", 2, len(calls), ttl=5, epoch=epoch)
+            return len(calls)
+
+        values = await asyncio.gather(*[cache.load("k", 2, invalidated_meanwhile) for _ in range(3)])
+        assert values[0] == 1 and len(calls) == 3  # the waiters read again themselves

@@ -63,6 +63,8 @@ def _wants_csv(request: Request) -> bool:
 
 
 def _render(request: Request, body: Any, status_code: int = 200, csv: bool | None = None) -> Response:
+    if isinstance(body, views.Rendered):  # already JSON (only ever returned to JSON requests)
+        return Response(body, status_code=status_code, media_type="application/json")
     if csv if csv is not None else _wants_csv(request):
         return Response(render_csv(body), status_code=status_code, media_type="text/csv; charset=utf-8")
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")

@@ -3,7 +3,8 @@ one cache key.
 
 The first request to compute a key takes a Redis lock (60 s, extended every 5 s while it runs) and
 publishes its response under the lock's token for 60 s. Concurrent requests for the same key wait
-for that publication and reuse it. Each follower has already passed its own authentication,
+for that publication and reuse it: in other processes by polling Redis, in the leader's own process
+without any round trip (they await the leader's result, or the first local caller's election). Each follower has already passed its own authentication,
 scope, environment and object-permission checks (the lock is taken only after the request has
 loaded the insight), so nothing is shared with a caller who could not compute it: PostHog's
 follower leak (§4, Q12) cannot happen. Errors are not shared: a follower whose leader failed,
@@ -69,11 +70,73 @@ async def single_flight(redis: Redis, key: str, compute: Callable[[], Awaitable[
     computation finished after that moment is as fresh as one the caller would compute itself, so
     it is reused too (requests that arrive together but reach this point after the leader finished
     still share its result). `on_wait` runs once before a follower starts waiting (the caller
-    releases its database connection there). The first attempt costs one Redis round trip."""
+    releases its database connection there). The first attempt costs one Redis round trip.
+
+    Within a process, callers of one key do not each go to Redis: while one of them (the first)
+    elects a leader through Redis, the others wait for its outcome in the process, and a leader
+    running here is joined directly; either way they are woken the moment the result is set. They
+    share only a result computed under the Redis lock (never one computed because Redis was down)."""
+    joined, on_wait = await _join_local(key, arrived_at, on_wait)
+    if joined is not None:
+        return joined
+    gate = _electing.get(key)
+    if gate is not None:
+        if on_wait is not None:
+            await on_wait()
+            on_wait = None
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(gate), MAX_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            outcome = None
+        if outcome is not None and (arrived_at is None or outcome[1] >= arrived_at):
+            return outcome[0]
+        result, _ = await _attempt(redis, key, compute, arrived_at, on_wait, None)
+        return result
+    gate = asyncio.get_running_loop().create_future()
+    _electing[key] = gate
+
+    def open_gate(outcome: tuple[dict[str, Any], float] | None) -> None:
+        if _electing.get(key) is gate:
+            del _electing[key]
+        if not gate.done():
+            gate.set_result(outcome)
+
+    try:
+        result, finished_at = await _attempt(redis, key, compute, arrived_at, on_wait, open_gate)
+    finally:
+        open_gate(None)  # no-op after a success
+    return result
+
+
+# key → the future of the caller that is electing a leader for that key through Redis, resolved with
+# (result, finished_at) when the result was computed under the lock, None otherwise.
+_electing: dict[str, asyncio.Future] = {}
+
+
+async def _attempt(redis: Redis, key: str, compute: Callable[[], Awaitable[dict[str, Any]]],
+                   arrived_at: float | None, on_wait: Callable[[], Awaitable[None]] | None,
+                   open_gate: Callable[[tuple[dict[str, Any], float] | None], None] | None,
+                   ) -> tuple[dict[str, Any], float | None]:
+    """(result, finished_at): finished_at (perf_counter) when the result was computed under the
+    lock, a moment before which it had not finished (by this caller, a leader it joined in the
+    process or one it followed through Redis); None otherwise (reused as the latest result). `open_gate` is
+    called with the outcome as soon as it is known, and with None before computing without the
+    lock, so that callers waiting in the process never wait for a computation they cannot share."""
+    def share(result: dict[str, Any], finished_at: float | None) -> tuple[dict[str, Any], float | None]:
+        if open_gate is not None:
+            open_gate((result, finished_at) if finished_at is not None else None)
+        return result, finished_at
+
+    async def alone() -> tuple[dict[str, Any], float | None]:
+        if open_gate is not None:
+            open_gate(None)
+        return await compute(), None
+
     waited = 0.0
     first = True
     while True:
         token = uuid.uuid4().hex
+        sent = time.perf_counter()
         try:
             async with redis.pipeline(transaction=False) as pipe:
                 if first:
@@ -83,7 +146,7 @@ async def single_flight(redis: Redis, key: str, compute: Callable[[], Awaitable[
                 pipe.get(_lock_key(key))
                 replies = await pipe.execute()
         except RedisError:
-            return await compute()
+            return await alone()
         if first:
             first = False
             (seconds, micros), latest_raw, acquired, holder = replies
@@ -97,23 +160,23 @@ async def single_flight(redis: Redis, key: str, compute: Callable[[], Awaitable[
                     if acquired:
                         with contextlib.suppress(RedisError):
                             await _release(redis, key, token)
-                    return latest["result"]
+                    return share(latest["result"], None)
         else:
             acquired, holder = replies
         if acquired:
-            return await _lead(redis, key, token, compute)
+            return await _lead(redis, key, token, compute, share)
         if holder is None:
             continue  # the leader finished between our two commands: try to lead
         if on_wait is not None:
             await on_wait()
             on_wait = None
         leader = holder.decode() if isinstance(holder, bytes) else holder
-        published = await _follow(redis, key, leader)
+        published, finished_at = await _follow(redis, key, leader, sent)
         if published is not None:
-            return published
+            return share(published, finished_at)
         waited += POLL_SECONDS
         if waited > MAX_WAIT_SECONDS:
-            return await compute()
+            return await alone()
 
 
 async def _release(redis: Redis, key: str, token: str) -> None:
@@ -123,7 +186,41 @@ async def _release(redis: Redis, key: str, token: str) -> None:
 
 # Leaders running in this process, so local followers await them instead of polling Redis
 # (50 pollers cost more CPU than the query they wait for). Followers in other processes poll.
-_local: dict[tuple[str, str], asyncio.Future] = {}
+_local: dict[tuple[str, str], "_Running"] = {}
+
+
+class _Running:
+    """The leader of a key running in this process: its outcome, and when it finished (perf_counter)."""
+
+    __slots__ = ("future", "finished_at")
+
+    def __init__(self, future: asyncio.Future) -> None:
+        self.future = future
+        self.finished_at: float | None = None
+
+
+# key → the leader of that key running in this process (it holds the Redis lock): a request for
+# the key joins it at once, without a Redis round trip, and is woken the moment its result is set.
+_running: dict[str, _Running] = {}
+
+
+async def _join_local(key: str, arrived_at: float | None, on_wait: Callable[[], Awaitable[None]] | None):
+    """(result, on_wait): the result of this process' leader of `key` if one is running (or
+    finished after the caller arrived, and is still publishing); None when there is none or it
+    failed. `on_wait` comes back None once it has run."""
+    running = _running.get(key)
+    if running is None:
+        return None, on_wait
+    if running.future.done():
+        result = running.future.result()
+        fresh = arrived_at is not None and running.finished_at is not None and running.finished_at >= arrived_at
+        return (result if fresh else None), on_wait
+    if on_wait is not None:
+        await on_wait()
+    try:
+        return await asyncio.wait_for(asyncio.shield(running.future), MAX_WAIT_SECONDS), None
+    except asyncio.TimeoutError:
+        return None, None
 
 
 # Publishes a leader's result (for this request's followers in other processes, and as the latest
@@ -140,24 +237,30 @@ return 1
 """
 
 
-async def _lead(redis: Redis, key: str, token: str, compute: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+async def _lead(redis: Redis, key: str, token: str, compute: Callable[[], Awaitable[dict[str, Any]]],
+                share: Callable[[dict[str, Any], float | None], tuple[dict[str, Any], float | None]],
+                ) -> tuple[dict[str, Any], float | None]:
     beat = asyncio.create_task(_heartbeat(redis, key, token))
     done: asyncio.Future = asyncio.get_running_loop().create_future()
-    _local[(key, token)] = done
+    running = _local[(key, token)] = _running[key] = _Running(done)
     published = False
     try:
         result = await compute()
-        # Followers in this process go on at once; the others get the publication below.
-        _local.pop((key, token), None)
+        # Followers in this process go on at once; the others get the publication below. Until it
+        # is out, followers that find this leader in Redis still find its result here (no polling).
+        running.finished_at = time.perf_counter()
         done.set_result(result)
+        outcome = share(result, running.finished_at)
         with contextlib.suppress(RedisError):
             await redis.register_script(_PUBLISH)(
                 keys=[_result_key(key, token), _latest_key(key), _lock_key(key)],
                 args=[orjson.dumps(result), PUBLISH_SECONDS, token])
             published = True
-        return result
+        return outcome
     finally:
         _local.pop((key, token), None)
+        if _running.get(key) is running:
+            del _running[key]
         if not done.done():
             done.set_result(None)  # the leader failed: followers compute on their own
         beat.cancel()
@@ -166,25 +269,32 @@ async def _lead(redis: Redis, key: str, token: str, compute: Callable[[], Awaita
                 await _release(redis, key, token)
 
 
-async def _follow(redis: Redis, key: str, leader: str) -> dict[str, Any] | None:
-    """The leader's result, or None when the leader is gone without publishing (failed or crashed)."""
+async def _follow(redis: Redis, key: str, leader: str, seen_running: float,
+                  ) -> tuple[dict[str, Any] | None, float | None]:
+    """(the leader's result, a moment (perf_counter) before which it had not finished), or (None,
+    None) when the leader is gone without publishing (failed or crashed). `seen_running`: when
+    the caller asked the Redis command that found the leader holding the lock (a leader publishes
+    and releases in one step, so it had not finished then)."""
     local = _local.get((key, leader))
     if local is not None:
         try:
-            return await asyncio.wait_for(asyncio.shield(local), MAX_WAIT_SECONDS)
+            result = await asyncio.wait_for(asyncio.shield(local.future), MAX_WAIT_SECONDS)
         except asyncio.TimeoutError:
-            return None
+            return None, None
+        return result, (local.finished_at if result is not None else None)
     deadline = asyncio.get_running_loop().time() + MAX_WAIT_SECONDS
     try:
         while asyncio.get_running_loop().time() < deadline:
             raw = await redis.get(_result_key(key, leader))
             if raw is not None:
-                return orjson.loads(raw)
+                return orjson.loads(raw), seen_running
+            asked = time.perf_counter()
             current = await redis.get(_lock_key(key))
             if current is None or (current.decode() if isinstance(current, bytes) else current) != leader:
                 raw = await redis.get(_result_key(key, leader))
-                return orjson.loads(raw) if raw is not None else None
+                return (orjson.loads(raw), seen_running) if raw is not None else (None, None)
+            seen_running = asked
             await asyncio.sleep(POLL_SECONDS)
     except RedisError:
-        return None
-    return None
+        return None, None
+    return None, None

@@ -172,15 +172,22 @@ async def load_statuses(redis: Redis, environment_id: int, query_ids: list[str])
 
 
 async def load_page(redis: Redis, environment_id: int, keys: list[str], *, with_entries: bool,
-                    extra: dict[str, Any] | None = None) -> tuple[dict[str, dict | None], dict[str, dict[str, Any]]]:
+                    extra: dict[str, Any] | None = None,
+                    read: list[tuple[list[str], list[Any]]] | None = None,
+                    ) -> tuple[dict[str, dict | None], dict[str, dict[str, Any]]]:
     """Cache entries and unfinished statuses of a whole page of keys in one round trip. The raw
-    values of the keys of `extra` (if any) are read in the same round trip and stored into it."""
+    values of the keys of `extra` (if any) are read in the same round trip and stored into it.
+    `read` (if given) receives the Redis keys read and their raw values: everything the result
+    depends on, so a caller can tell later whether reading again would give the same answer."""
     extra_keys = list(extra) if extra else []
     if not keys and not extra_keys:
         return {}, {}
     entry_keys = keys if with_entries else []
-    raws = await redis.mget(entry_keys + [status_key(environment_id, k) for k in keys]
-                            + [alive_key(environment_id, k) for k in keys] + extra_keys)
+    redis_keys = (entry_keys + [status_key(environment_id, k) for k in keys]
+                  + [alive_key(environment_id, k) for k in keys] + extra_keys)
+    raws = await redis.mget(redis_keys)
+    if read is not None:
+        read.append((redis_keys, list(raws)))
     if extra_keys:
         extra.update(zip(extra_keys, raws[len(raws) - len(extra_keys):]))
         raws = raws[:len(raws) - len(extra_keys)]

@@ -36,6 +36,7 @@ _TABLES = frozenset({"insight", "dashboard_tile", "dashboard", "user", "access_c
 _CLASSES = (Insight, DashboardTile, Dashboard, User, AccessControl)
 _redis: Redis | None = None
 _pending: set[asyncio.Task] = set()
+AFTER_COMMIT_TASKS = "after_commit_tasks"  # session.info key: work to await once the commit returned
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ def _on_commit(session: Session) -> None:
     task = loop.create_task(_bump(_redis))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
+    # The request's session dependency awaits it before the response is sent (app/deps.py), so a
+    # client that got the answer to its write finds the counter bumped, in any process.
+    session.info.setdefault(AFTER_COMMIT_TASKS, []).append(task)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -121,6 +125,36 @@ async def load_for_retrieve(session: AsyncSession, redis: Redis, *, environment_
         snapshot = SNAPSHOTS.get("retrieve", ident)
         if snapshot is not None and snapshot.version == version:
             return snapshot.insight, snapshot.related
+        # When a snapshot expires under load, one request of the process reads the rows; the
+        # others that read the same counter value wait for that snapshot.
+        slot = (ident, version)
+        pending = _loading.get(slot)
+        if pending is not None:
+            shared = await asyncio.shield(pending)
+            if shared is not None:
+                return shared.insight, shared.related
+        else:
+            future: asyncio.Future = asyncio.get_running_loop().create_future()
+            _loading[slot] = future
+            taken = None
+            try:
+                insight, related = await _load(session, ident, version, me, ttl)
+                taken = SNAPSHOTS.get("retrieve", ident)  # None when an invalidation refused it
+                if taken is not None and taken.insight is not insight:
+                    taken = None
+                return insight, related
+            finally:
+                if _loading.get(slot) is future:
+                    del _loading[slot]
+                future.set_result(taken)  # None (failed, 404, refused): the waiters read the rows themselves
+    return await _load(session, ident, version, me, ttl)
+
+
+_loading: dict[tuple, asyncio.Future] = {}
+
+
+async def _load(session: AsyncSession, ident: tuple, version: Any, me: User, ttl: float) -> tuple[Insight, Related]:
+    environment_id, ref, short_id = ident
     epoch = SNAPSHOTS.epoch
     insight = await service.get_insight(session, environment_id, ref, short_id=short_id)
     related = await load_related(session, [insight], me)

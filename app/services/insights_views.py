@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import Request
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import Context
@@ -114,6 +117,12 @@ async def retrieve_view(request: Request, session: AsyncSession, ctx: Context, r
     # snapshot counter together. Only `force_cache` has no side effects to undo if the snapshot
     # turns out to be outdated (then the result is thrown away and the rows read again).
     snapshot = snapshots.peek(environment_id=ctx.env.id, ref=ref, short_id=short_id) if ttl > 0 else None
+    if snapshot is not None:
+        # The same representation again (same snapshot, caller, parameters and Redis values): its
+        # JSON bytes as they were sent last time, after this caller's own checks.
+        rendered = await _rendered_again(request, session, ctx, snapshot, ref, short_id)
+        if rendered is not None:
+            return rendered
     # Options are parsed once the insight is known to exist: lookup (404) comes before validation (400).
     options = _options(request) if snapshot is not None else None
     if snapshot is not None and options.mode == FORCE_CACHE:
@@ -122,9 +131,13 @@ async def retrieve_view(request: Request, session: AsyncSession, ctx: Context, r
         [item] = await represent(session, env=ctx.env, user=ctx.user, insights=[snapshot.insight], runner=runner,
                                  options=options, preloaded=snapshot.related)
         if runner.extra_reads[snapshots.VERSION_KEY] == snapshot.version:
-            access.require(snapshot.related.rules, snapshot.insight, await access.viewer_for(session, ctx.env, ctx.user),
-                           "viewer")
+            viewer = await access.viewer_for(session, ctx.env, ctx.user)
+            access.require(snapshot.related.rules, snapshot.insight, viewer, "viewer")
             await _record_view(request, session, ctx, snapshot.insight)
+            if runner.last_read is not None and getattr(request.state, "response_format", None) == "json":
+                rendered = Rendered(orjson.dumps(item))
+                _remember(request, ctx, snapshot, viewer, ref, short_id, runner.last_read, rendered)
+                return rendered
             return item
     insight, related = await snapshots.load_for_retrieve(
         session, state.redis, environment_id=ctx.env.id, ref=ref, short_id=short_id, me=ctx.user, ttl=ttl)
@@ -135,6 +148,69 @@ async def retrieve_view(request: Request, session: AsyncSession, ctx: Context, r
 
 
 _UNREAD = object()
+
+
+class Rendered(bytes):
+    """A representation already serialised as JSON (the router sends it as is)."""
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What a cached retrieve's JSON depended on: the snapshot, caller and environment (the very
+    objects of the in-process caches, replaced whenever they change), the viewer, and the Redis keys
+    read with their raw values (cache entry, status, liveness, snapshot counter)."""
+
+    snapshot: snapshots.Snapshot
+    user: Any
+    env: Any
+    viewer: access.Viewer
+    keys: list[str]
+    raws: list[Any]
+    body: Rendered
+
+
+_SENT: dict[tuple, _Sent] = {}
+_SENT_MAX = 512
+
+
+def _sent_key(request: Request, ctx: Context, ref: str, short_id: str | None) -> tuple:
+    # The query string carries every representation parameter of a GET (refresh mode, dashboard
+    # context and overrides, client_query_id, format).
+    return ctx.env.id, ctx.user.id, ref, short_id, request.scope.get("query_string", b"")
+
+
+async def _rendered_again(request: Request, session: AsyncSession, ctx: Context, snapshot, ref: str,
+                          short_id: str | None) -> Rendered | None:
+    """One Redis round trip (the same keys the representation read) decides whether the JSON sent
+    last time is still the answer; the caller's object permission and view recording run as for
+    any retrieve. None: build the representation."""
+    if request.method != "GET" or getattr(request.state, "response_format", None) != "json":
+        return None
+    sent = _SENT.get(_sent_key(request, ctx, ref, short_id))
+    if sent is None or sent.snapshot is not snapshot or sent.user is not ctx.user or sent.env is not ctx.env:
+        return None
+    viewer = await access.viewer_for(session, ctx.env, ctx.user)
+    if viewer != sent.viewer:
+        return None
+    try:
+        raws = await request.app.state.redis.mget(sent.keys)
+    except RedisError:
+        return None  # the full path decides what a retrieve without Redis answers
+    if list(raws) != sent.raws:
+        return None
+    access.require(snapshot.related.rules, snapshot.insight, viewer, "viewer")
+    await _record_view(request, session, ctx, snapshot.insight)
+    return sent.body
+
+
+def _remember(request: Request, ctx: Context, snapshot, viewer: access.Viewer, ref: str, short_id: str | None,
+              read: tuple[list[str], list[Any]], body: Rendered) -> None:
+    keys, raws = read
+    if snapshots.VERSION_KEY not in keys:
+        return
+    if len(_SENT) >= _SENT_MAX:  # bounded: forget everything rather than grow
+        _SENT.clear()
+    _SENT[_sent_key(request, ctx, ref, short_id)] = _Sent(snapshot, ctx.user, ctx.env, viewer, keys, raws, body)
 
 
 async def _record_view(request: Request, session: AsyncSession, ctx: Context, insight) -> None:

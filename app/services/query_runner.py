@@ -119,16 +119,22 @@ class QueryRunner:
         self.release_session_before_compute = False
         # Keys read with the cache entries in the same Redis round trip (name → raw value, filled in).
         self.extra_reads: dict[str, Any] = {}
+        # The Redis keys and raw values the last `resolve_many` read (None: it read nothing, or failed).
+        self.last_read: tuple[list[str], list[Any]] | None = None
 
     # -- the decision table of §3.3.2 ------------------------------------------------------------
     async def resolve_many(self, items: list[Item], mode: str, *, requested: bool,
                            client_query_id: str | None = None) -> list[dict[str, Any]]:
         keys = [_cache_key(self.env, i.query) if i.query else None for i in items]
         present = [k for k in dict.fromkeys(keys) if k]
+        self.last_read = None
+        read: list[tuple[list[str], list[Any]]] = []
         try:
             # force_blocking looks at neither entries nor statuses; force_async only at statuses.
             entries, statuses = ({}, {}) if mode == cache.FORCE_BLOCKING else await cache.load_page(
-                self.redis, self.env.id, present, with_entries=mode != cache.FORCE_ASYNC, extra=self.extra_reads)
+                self.redis, self.env.id, present, with_entries=mode != cache.FORCE_ASYNC, extra=self.extra_reads,
+                read=read)
+            self.last_read = read[0] if read else None
         except RedisError:
             log.warning("redis unavailable: every insight is a cache miss")
             entries, statuses = {}, {}

@@ -69,3 +69,67 @@ class TestSingleFlight:
         assert all(isinstance(r, RuntimeError) for r in results)
         assert compute.calls == 3  # each follower ran on its own after the leader failed
         assert await backends.redis.get(coalescing._lock_key(key)) is None
+
+    async def test_followers_in_the_process_are_woken_without_polling(self, backends, key, monkeypatch):
+        # A follower that polled Redis would wait at least one poll interval after the leader.
+        monkeypatch.setattr(coalescing, "POLL_SECONDS", 5.0)
+        compute = Counter(delay=0.2)
+        finished: list[float] = []
+
+        async def call():
+            result = await coalescing.single_flight(backends.redis, key, compute)
+            finished.append(time.perf_counter())
+            return result
+
+        started = time.perf_counter()
+        results = await asyncio.gather(*[call() for _ in range(30)])
+        assert compute.calls == 1 and results == [{"n": 1}] * 30
+        assert max(finished) - started < 2.0
+        assert coalescing._electing == {} and coalescing._running == {} and coalescing._local == {}
+
+    async def test_process_followers_skip_redis(self, backends, key, monkeypatch):
+        calls = {"pipelines": 0}
+        real = backends.redis.pipeline
+
+        def counting(*args, **kwargs):
+            calls["pipelines"] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(backends.redis, "pipeline", counting)
+        compute = Counter(delay=0.1)
+        results = await asyncio.gather(*[coalescing.single_flight(backends.redis, key, compute) for _ in range(10)])
+        assert compute.calls == 1 and results == [{"n": 1}] * 10
+        assert calls["pipelines"] == 1  # only the caller that elected the leader went to Redis
+
+    async def test_a_leader_elsewhere_is_followed_through_redis(self, backends, key):
+        # Another process holds the lock: callers here follow its publication.
+        await backends.redis.set(coalescing._lock_key(key), "elsewhere", px=5_000)
+        compute = Counter()
+
+        async def publish():
+            await asyncio.sleep(0.05)
+            await backends.redis.set(coalescing._result_key(key, "elsewhere"), orjson.dumps({"n": "remote"}), ex=60)
+            await backends.redis.delete(coalescing._lock_key(key))
+
+        publisher = asyncio.create_task(publish())
+        results = await asyncio.gather(*[coalescing.single_flight(backends.redis, key, compute) for _ in range(5)])
+        await publisher
+        assert compute.calls == 0 and results == [{"n": "remote"}] * 5
+
+    async def test_without_redis_nobody_waits_for_anybody(self, key):
+        from redis.asyncio import Redis
+
+        dead = Redis(unix_socket_path="/nonexistent/redis.sock", socket_connect_timeout=0.1)
+        compute = Counter(delay=0.2)
+        started = time.perf_counter()
+        results = await asyncio.gather(*[coalescing.single_flight(dead, key, compute) for _ in range(5)])
+        assert compute.calls == 5 and len(results) == 5
+        assert time.perf_counter() - started < 0.2 * 5 * 0.6  # concurrently, not one after the other
+        await dead.aclose()
+
+    async def test_a_failed_local_election_lets_waiters_run_on_their_own(self, backends, key):
+        compute = Counter(fail=True, delay=0.05)
+        results = await asyncio.gather(*[coalescing.single_flight(backends.redis, key, compute) for _ in range(4)],
+                                       return_exceptions=True)
+        assert all(isinstance(r, RuntimeError) for r in results) and compute.calls == 4
+        assert coalescing._electing == {} and coalescing._running == {}
