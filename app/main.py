@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -118,6 +119,11 @@ def create_app(settings: Settings, *, backends: Backends | None = None, first_st
 
                 worker = build_worker(opened)
                 worker_task = asyncio.create_task(worker.async_run(), name="arq-worker")
+            if owned:
+                # What startup built (modules, schemas, routes) lives as long as the process: frozen,
+                # it is left out of every later collection, whose pauses stall the event loop.
+                gc.collect()
+                gc.freeze()
             yield
         finally:
             if getattr(app.state, "ingestion", None) is not None:
