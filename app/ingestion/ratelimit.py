@@ -27,7 +27,8 @@ log = logging.getLogger("app.ingestion")
 
 class CaptureRateLimited(AppError):
     status_code = 429
-    type = "throttled_error"
+    # INGESTION.md §6 allows three error types; the client-side one fits a request that must wait.
+    type = "validation_error"
     code = "rate_limited"
     default_detail = "Too many events for this project API key; retry later."
 

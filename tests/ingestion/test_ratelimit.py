@@ -49,7 +49,7 @@ async def test_over_the_limit_answers_429_and_stores_nothing(limited, env, other
     one = event("e", "c", properties={"token": env.creds.project_api_key})
     r = await limited.post("/e/", json=[one], headers={"Origin": "https://site.example"})
     assert r.status_code == 429
-    assert r.json() == {"type": "throttled_error", "code": "rate_limited", "attr": None,
+    assert r.json() == {"type": "validation_error", "code": "rate_limited", "attr": None,
                         "detail": "Too many events for this project API key; retry later."}
     assert 1 <= int(r.headers["retry-after"]) <= 60
     assert r.headers["access-control-allow-origin"] == "https://site.example"
