@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "1000000,10000000").split(",")]
+# BENCH_ONLY=<text>: only the scenarios whose name contains it. BENCH_NO_RECORD=1: print, don't append to RESULTS.md.
+ONLY = os.environ.get("BENCH_ONLY", "")
+NO_RECORD = os.environ.get("BENCH_NO_RECORD", "") not in ("", "0")
 NOW = "2020-04-10T12:00:00Z"
 PERSONS = 100_000
 DAYS = 100
@@ -181,6 +184,8 @@ async def _run(data_dir: Path, teams: list[dict]) -> list[str]:
                     size, team = entry["size"], entry["team"]
                     headers = {"Authorization": f"Bearer {entry['key']}"}
                     for name, query in SCENARIOS.items():
+                        if ONLY not in name:
+                            continue
                         url = f"/api/environments/{team}/query/"
                         ours, floors, same = [], [], True
                         for i in range(RUNS + 1):
@@ -235,6 +240,8 @@ def main() -> None:
     ]
     text = "\n".join(header + lines) + "\n\n"
     print(text)
+    if NO_RECORD:
+        return
     with RESULTS.open("a") as fh:
         fh.write("\n" + text)
 

@@ -29,7 +29,8 @@ FUNCTIONS: dict[str, str] = {name: name for name in (
     "floor", "least", "greatest", "toUInt32", "toInt64", "dateDiff", "round", "arrayElement", "length", "tuple",
     "subtractDays", "toDayOfWeek", "position", "in", "notIn", "toIntervalDay", "startsWith", "substring",
     "uniqExactState", "uniqExactMerge", "toUInt32", "JSONExtractString", "countIf", "any", "intDiv", "groupUniqArray", "arrayDistinct",
-    "arrayFlatten", "arrayMap", "JSONExtract", "JSONType",
+    "arrayFlatten", "arrayMap", "JSONExtract", "JSONType", "toJSONString", "replaceAll", "avgState", "avgMerge",
+    "minState", "minMerge", "maxState", "maxMerge",
 )}
 
 # HogQL (app/hogql/functions.py) may emit these too; each is an allowlisted ClickHouse name.

@@ -44,6 +44,31 @@ def string_from_raw(raw: ir.Expr) -> ir.Expr:
     )
 
 
+def raw_parts(raw: ir.Call) -> tuple[ir.Expr, ir.Expr]:
+    """`JSONExtractRaw(source, key…)` split into two cheaper per-event reads to group by (§15):
+    the `JSONExtractString` of the same element, and the raw text only where that string cannot
+    stand for it (empty: missing, null, `""`, unparsable; `{`/`[`: an object or array, which
+    `JSONExtractString` reads as its JSON text, so an object and a string of the same text
+    would meet). `JSONExtractRaw` is then evaluated on those rows only (short-circuit `if`).
+    `raw_from_parts` turns a grouped pair back into text that `string_from_raw` reads as PostHog does."""
+    assert raw.fn == "JSONExtractRaw"
+    text = ir.call("JSONExtractString", *raw.args)
+    needs_raw = ir.or_(ir.call("empty", text), ir.call("startsWith", text, ir.string("{")),
+                       ir.call("startsWith", text, ir.string("[")))
+    return text, ir.call("if", needs_raw, raw, ir.string(""))
+
+
+def raw_from_parts(text: ir.Expr, raw: ir.Expr) -> ir.Expr:
+    """The inverse of `raw_parts` on grouped values: the raw text where it was read, otherwise the
+    string re-escaped the way `JSONExtractRaw` writes it (`toJSONString` also escapes `/`, which
+    `JSONExtractRaw` leaves alone; every `\\/` of its output is such an escape). Numbers and
+    booleans read by `JSONExtractString` are their raw text, which quoting leaves unchanged for
+    `string_from_raw`. Checked against `JSONExtractRaw` for every Unicode scalar value, escaped
+    and literal, and for edge-case numbers (tests/query_engine/trends/test_breakdowns.py)."""
+    escaped = ir.call("replaceAll", ir.call("toJSONString", text), ir.string("\\/"), ir.string("/"))
+    return ir.call("if", ir.or_(ir.call("empty", text), ir.call("notEmpty", raw)), raw, escaped)
+
+
 def json_string(source: ir.Expr, key: str) -> ir.Expr:
     return string_from_raw(ir.call("JSONExtractRaw", source, ir.string(key)))
 

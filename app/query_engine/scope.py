@@ -83,10 +83,14 @@ class Scope:
         return self.col("person_properties")
 
     def session_field(self, name: str) -> ir.Expr:
-        """A column of the per-session aggregate (see `_session_join`), NULL for events without a session."""
+        """A column of the per-session aggregate (see `_session_join`). Events without a session id
+        match no session and read the column's default, as PostHog's sessions join gives them:
+        a duration and pageview count of 0, '' for URLs, the zero time for timestamps."""
         self.joins.add("session")
-        return ir.call("if", ir.call("empty", self.col("$session_id")), ir.Null(),
-                       ir.Column(name, "session"))
+        column = ir.Column(name, "session")
+        if name in ("duration", "pageview_count"):  # 0 whatever join_use_nulls says
+            return ir.call("ifNull", column, ir.Const(0))
+        return column
 
     def group_properties(self, index: int) -> ir.Expr:
         self.joins.add(f"group_{int(index)}")

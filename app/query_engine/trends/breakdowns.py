@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from app.errors import QueryError
 from app.query_engine import ir
-from app.query_engine.properties import json_raw, metadata_column, property_value, string_from_raw, typed
+from app.query_engine.properties import (json_raw, metadata_column, property_value, raw_from_parts, raw_parts,
+                                         string_from_raw, typed)
 from app.query_engine.scope import Scope
 from app.schemas.query.base import BreakdownFilter
 
@@ -156,19 +157,24 @@ def combined_expr(scope: Scope, items: list[BreakdownItem], multiple: bool,
 
 def deferred(scope: Scope, items: list[BreakdownItem], multiple: bool,
              stats: dict[int, tuple[float, float] | None]) -> tuple[list[ir.Expr], ir.Expr]:
-    """For additive math: group by the raw JSON text of each property (cheap per event) and turn it
-    into the breakdown value after aggregation, on a few rows. Different raw texts of one value
-    (`"10"` and `10`) leave several rows, which `ranked` sums. Returns (inner columns r0…, outer value)."""
-    inner, texts = [], {}
+    """Group events by cheap reads of each property and turn them into the breakdown value after
+    aggregation, on a few rows (§15): per event, `JSONExtractString` and, only where that cannot
+    stand for the raw text, `JSONExtractRaw` (see `properties.raw_parts`); afterwards PostHog's
+    string read of the rebuilt raw text. Different reads of one value (`"10"` and `10`) leave
+    several rows, which the caller must combine (sum, or merge aggregate states).
+    Returns (inner columns s0/r0…, the outer value over them); the inner columns are also the
+    inner GROUP BY."""
+    inner: list[ir.Expr] = []
+    values: list[ir.Expr] = []
     for i, item in enumerate(items):
         found = json_raw(scope, item.type, item.property, item.group_type_index)
         if found is None:
             inner.append(ir.Alias(value_expr(scope, item, stats.get(i)), f"r{i}"))
-        else:
-            inner.append(ir.Alias(found[0], f"r{i}"))
-            texts[i] = ir.Column(f"r{i}")
-    values = [ir.Column(f"r{i}") if i not in texts else value_expr(scope, item, stats.get(i), texts[i])
-              for i, item in enumerate(items)]
+            values.append(ir.Column(f"r{i}"))
+            continue
+        text, raw = raw_parts(found[0])  # type: ignore[arg-type]
+        inner += [ir.Alias(text, f"s{i}"), ir.Alias(raw, f"r{i}")]
+        values.append(value_expr(scope, item, stats.get(i), raw_from_parts(ir.Column(f"s{i}"), ir.Column(f"r{i}"))))
     return inner, (ir.ArrayExpr(tuple(values)) if multiple else values[0])
 
 

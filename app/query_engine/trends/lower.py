@@ -23,6 +23,11 @@ UNSCALED = (PROPERTY_MATH - {M.sum}) | PER_ACTOR
 ROLLING_DAYS = {M.weekly_active: 7, M.monthly_active: 30}
 # Math whose per-group values may be summed after regrouping (see breakdowns.deferred).
 ADDITIVE = {M.total, M.sum}
+# Math that `_simple` can compute per raw property read and combine exactly after regrouping:
+# additive values are summed, distinct counts and min/max/avg merge their aggregate states.
+# Quantiles are left out: merging sampled states need not equal one pass over the events.
+MERGEABLE = {M.dau, M.weekly_active, M.monthly_active, M.unique_group, M.unique_session, M.avg, M.min, M.max}
+DEFERRABLE = ADDITIVE | MERGEABLE
 _INTERVAL_RANK = {"second": 0, "minute": 1, "hour": 2, "day": 3, "week": 4, "month": 5}
 
 
@@ -179,6 +184,22 @@ def aggregate(scope: Scope, spec: SeriesSpec) -> ir.Expr:
     raise AssertionError(math)
 
 
+def deferred_aggregate(scope: Scope, spec: SeriesSpec):
+    """(inner aggregate, outer finish or None) for `_simple` with a deferred breakdown: additive
+    math sums its inner values (finish None); mergeable math keeps an aggregate state per inner
+    group and merges the states of one breakdown value."""
+    math = spec.math
+    if math in ADDITIVE:
+        return aggregate(scope, spec), None
+    if math in (M.avg, M.min, M.max):
+        name = math.value
+        return (ir.call(f"{name}State", property_number(scope, spec)),
+                lambda st: ir.call("ifNull", ir.call("toFloat64", ir.call(f"{name}Merge", st)), ir.Const(0)))
+    agg = aggregate(scope, spec)
+    assert isinstance(agg, ir.Call) and agg.fn == "uniqExact", math
+    return ir.call("uniqExactState", *agg.args), lambda st: ir.call("uniqExactMerge", st)
+
+
 class SeriesLowering:
     """Builds the SELECT of one series; `query_filters` are the test-account and global filters."""
 
@@ -254,14 +275,18 @@ class SeriesLowering:
         days = ROLLING_DAYS.get(spec.math)
         if days and spec.total_value:
             lower = (rng.date_to - timedelta(days=days)).replace(microsecond=0)
-        if spec.breakdown and spec.math in ADDITIVE:
+        if spec.breakdown and spec.math in DEFERRABLE:
             raw_columns, value = bd.deferred(scope, spec.breakdown, spec.multiple, spec.stats)
             key = self._key(scope)
-            columns = [*key, *raw_columns, ir.Alias(aggregate(scope, spec), "value")]
+            state, finish = deferred_aggregate(scope, spec)
+            columns = [*key, *raw_columns, ir.Alias(state, "value" if finish is None else "st")]
             names = [ir.Column("bucket")] if key else []
             inner = self._from(scope, self._where(scope, lower, upper), columns,
-                               (*names, *(ir.Column(f"r{i}") for i in range(len(raw_columns)))))
-            return ir.Select(columns=(*names, ir.Alias(value, "bv"), ir.Column("value")), from_=inner)
+                               (*names, *(ir.Column(c.name) for c in raw_columns if isinstance(c, ir.Alias))))
+            if finish is None:  # additive: `ranked` sums the rows of one breakdown value
+                return ir.Select(columns=(*names, ir.Alias(value, "bv"), ir.Column("value")), from_=inner)
+            return ir.Select(columns=(*names, ir.Alias(value, "bv"), ir.Alias(finish(ir.Column("st")), "value")),
+                             from_=inner, group_by=(*names, ir.Column("bv")))
         columns = [*self._key(scope), *self._bv(scope), ir.Alias(aggregate(scope, spec), "value")]
         where = self._where(scope, lower, upper)
         return self._from(scope, where, columns, self._group_names())
@@ -277,15 +302,16 @@ class SeriesLowering:
                          from_=inner, group_by=self._group_names())
 
     def _per_session(self, name: str) -> ir.Select:
-        """Property math over `$session_duration` (§4.1): one value per session and bucket."""
+        """Property math over `$session_duration` (§4.1): one value per session and bucket. Events
+        without a session id form one more session (`''`, as for unique_session) of duration 0."""
         scope, rng = self.base.fork(), self.spec.rng
         duration = ir.call("toFloat64", scope.session_field("duration"))
         if self.spec.node.math_multiplier is not None and self.spec.node.math_multiplier != 1:
             duration = ir.BinOp(ir.Op.MUL, duration, ir.Param(float(self.spec.node.math_multiplier), "Float64"))
         columns = [*self._key(scope), *self._bv(scope), ir.Alias(scope.col("$session_id"), "sid"),
                    ir.Alias(ir.call("any", duration), "v")]
-        where = ir.and_(self._where(scope, rng.lower, rng.upper), ir.call("notEmpty", scope.col("$session_id")))
-        inner = self._from(scope, where, columns, (*self._group_names(), ir.Column("sid")))
+        inner = self._from(scope, self._where(scope, rng.lower, rng.upper), columns,
+                           (*self._group_names(), ir.Column("sid")))
         return ir.Select(columns=(*self._group_names(), ir.Alias(stat(name, ir.Column("v")), "value")),
                          from_=inner, group_by=self._group_names())
 

@@ -1,4 +1,5 @@
-"""Session properties (§5.6, §7.2) computed from the events of each session."""
+"""Session properties (§5.6, §7.2) computed from the events of each session. Events without a
+session id read the sessions join's defaults, as in PostHog: a duration of 0, no entry URL."""
 
 from __future__ import annotations
 
@@ -36,10 +37,16 @@ async def test_duration_filter(data):
     assert rows[0]["count"] == 2
 
 
-async def test_duration_is_not_set_without_session(data):
-    flt = {"type": "session", "key": "$session_duration", "operator": "is_not_set"}
-    rows = await data.results(trends(events(properties=[flt]), dateRange=RANGE), now=NOW)
-    assert rows[0]["count"] == 1
+async def test_duration_is_zero_without_session(data):
+    def flt(operator, value=None):
+        return {"type": "session", "key": "$session_duration", "operator": operator,
+                **({"value": value} if value is not None else {})}
+
+    counts = []
+    for f in (flt("is_not_set"), flt("is_set"), flt("exact", 0), flt("lt", 30)):
+        rows = await data.results(trends(events(properties=[f]), dateRange=RANGE), now=NOW)
+        counts.append(rows[0]["count"])
+    assert counts == [0, 5, 1, 1]  # five pageviews, one without a session
 
 
 async def test_entry_url_breakdown(data):
@@ -51,7 +58,7 @@ async def test_entry_url_breakdown(data):
 async def test_duration_breakdown(data):
     q = trends(events(), dateRange=RANGE, breakdownFilter={"breakdown": "$session_duration", "breakdown_type": "session"})
     rows = await data.results(q, now=NOW)
-    assert [(r["breakdown_value"], r["count"]) for r in rows] == [("60", 2), ("600", 2), (NULL, 1)]  # ties: by text
+    assert [(r["breakdown_value"], r["count"]) for r in rows] == [("60", 2), ("600", 2), ("0", 1)]  # ties: by text
 
 
 async def test_unknown_session_property(data):
@@ -63,7 +70,18 @@ async def test_unknown_session_property(data):
 
 async def test_session_duration_math_counts_each_session_once(data):
     rows = await data.results(trends(events(math="avg", math_property="$session_duration"), dateRange=RANGE), now=NOW)
-    assert rows[0]["data"][1] == 330  # (600 + 60) / 2 sessions, not per event
+    assert rows[0]["data"][1] == 220  # (600 + 60 + 0) / 3 sessions, not per event; no session id is one, of 0 s
     rows = await data.results(trends(events(math="max", math_property="$session_duration"), dateRange=RANGE,
                                      trendsFilter={"display": "BoldNumber"}), now=NOW)
     assert rows[0]["aggregated_value"] == 600
+
+
+async def test_sessionless_events_are_one_session_of_zero(engine):
+    await insert_events(engine.ch, engine.env_id, [ev(None, 0), ev(None, 40), ev("", 41), ev("s1", 50), ev("s1", 52)])
+    series = [events(math=m, math_property="$session_duration") for m in ("avg", "min", "sum")]
+    rows = await engine.results(trends(*series, events(math="unique_session"), dateRange=RANGE), now=NOW)
+    assert [r["data"][1] for r in rows] == [60, 0, 120, 2]  # '' (0 s) and s1 (120 s): two sessions
+    rows = await engine.results(trends(events(math="avg", math_property="$session_duration"), dateRange=RANGE,
+                                       breakdownFilter={"breakdown": "$session_duration", "breakdown_type": "session"}),
+                                now=NOW)
+    assert [(r["breakdown_value"], r["data"][1]) for r in rows] == [("120", 120), ("0", 0)]

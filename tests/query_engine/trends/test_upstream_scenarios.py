@@ -198,6 +198,14 @@ class TestRunnerCompareAndBreakdowns:
             [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0],
         ]
 
+    async def test_trends_breakdowns_session_duration_histogram(self, four):
+        # No event has a $session_id: each bin's events are one session ('') of 0 s, not missing values.
+        series = events("$pageview", math="avg", math_property="$session_duration")
+        rows = await four.results(q("2020-01-09", "2020-01-20", series, breakdownFilter={
+            "breakdown_type": "event", "breakdown": "prop", "breakdown_histogram_bin_count": 4}), now=LATER)
+        assert [r["breakdown_value"] for r in rows] == ["[10,17.5]", "[17.5,25]", "[25,32.5]", "[32.5,40.01]"]
+        assert [r["label"] for r in rows] == ["[10,17.5]", "[17.5,25]", "[25,32.5]", "[32.5,40.01]"]
+
     async def test_trends_breakdowns_multiple_hogql(self, four):
         rows = await four.results(q("2020-01-09", "2020-01-20", PV, PL, breakdownFilter={
             "breakdown_type": "hogql", "breakdown": "properties.$browser"}), now=LATER)
