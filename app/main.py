@@ -145,12 +145,14 @@ def create_app(settings: Settings, *, backends: Backends | None = None, first_st
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    # Insights first: route matching scans routers in order, and cached insight reads are the
+    # most frequent requests (their paths overlap no other router's).
+    app.include_router(insights.router)
     app.include_router(environments.router)
     app.include_router(query_router.router)
     app.include_router(capture.router)
     app.include_router(definitions.router)
     app.include_router(elements_router.router)
-    app.include_router(insights.router)
     app.include_router(dashboards.router)
     app.include_router(query_status.router)
 
