@@ -193,11 +193,14 @@ def resolve(
         parsed = parse_date(date_from, tz, now, path="query.dateRange.date_from")
         start, relative_from = parsed.value, parsed.relative
         hour_delta = parsed.unit == "h"
+        # §3.1/§3.2: an hours delta truncates to the hour, any other delta (minutes and seconds
+        # included, as PostHog's relative_date_parse) to the day; not for minute (nor the finer
+        # second) interval, nor in exact-time-range mode.
         if parsed.relative and not (interval in ("minute", "second") or exact):
             naive = start.replace(tzinfo=None)
             if parsed.unit == "h":
                 naive = naive.replace(minute=0, second=0, microsecond=0)
-            elif parsed.unit not in ("M", "s"):
+            else:
                 naive = datetime.combine(naive.date(), time())
             start = _wall(naive, tz)
     else:

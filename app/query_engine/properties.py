@@ -405,6 +405,23 @@ def cohort_membership(scope: Scope, cohort_id: int, path: str) -> ir.Expr:
 # --- filters and groups --------------------------------------------------------------------------
 
 
+_VALUELESS = (Op.is_set, Op.is_not_set)
+
+
+def _applicable(item: Any, ftype: str) -> bool:
+    """Whether a filter can be applied (§5.1). PostHog builds a legacy `Property` from it and, when
+    that fails (no key; no value unless the operator is is_set/is_not_set; a cohort without an id),
+    compiles the filter to true instead of failing the query."""
+    key = getattr(item, "key", None)
+    if key is None:
+        return False
+    if ftype == "hogql":
+        return True
+    if getattr(item, "value", None) is None:
+        return ftype != "cohort" and getattr(item, "operator", None) in _VALUELESS
+    return True
+
+
 def filter_expr(scope: Scope, item: Any, path: str) -> ir.Expr:
     """One filter or AND/OR group (§5.1, §5.2) as a boolean expression."""
     if isinstance(item, (PropertyGroupFilter, PropertyGroupFilterValue)):
@@ -414,6 +431,8 @@ def filter_expr(scope: Scope, item: Any, path: str) -> ir.Expr:
             return ir.TRUE
         return ir.and_(*parts) if item.type.value == "AND" else ir.or_(*parts)
     ftype = getattr(item, "type", "event")
+    if not _applicable(item, ftype):
+        return ir.TRUE  # §5.1: `{}` and filters that cannot be parsed are ignored
     if ftype in _UNSUPPORTED_TYPES:
         raise QueryError(f"{path}: {ftype} property filters are not supported yet.", attr=f"{path}.type")
     if ftype == "hogql":  # a boolean HogQL expression in `key`; NULL counts as false

@@ -86,11 +86,17 @@ class TestErrors:
         r = await post(client, env, {"query": {"kind": "Nope"}})
         assert r.status_code == 400 and r.json()["attr"] == "query"
 
-    async def test_actions_not_supported(self, client, env, frozen):
+    async def test_action_series_are_dropped(self, client, env, frozen):
+        # §6: a missing action id matches nothing and its series is dropped; there are no actions,
+        # so every ActionsNode is missing. A query of action series only has no rows.
         query = {**TRENDS, "series": [{"kind": "ActionsNode", "id": 1}]}
         r = await post(client, env, {"query": query})
-        assert r.status_code == 400 and "actions are not supported yet" in r.json()["detail"]
-        assert r.json()["attr"] == "query.series[0].kind"
+        assert r.status_code == 200, r.text
+        assert r.json()["results"] == []
+        # The node shape is still validated: an ActionsNode needs an integer id.
+        for bad in ({"kind": "ActionsNode"}, {"kind": "ActionsNode", "id": "x"}):
+            r = await post(client, env, {"query": {**TRENDS, "series": [bad]}})
+            assert r.status_code == 400 and r.json()["attr"].startswith("query.series[0]"), r.text
 
     async def test_hogql_math_and_breakdown(self, client, env, frozen):
         # Supported since issue 7 (tests/hogql/); an unknown function is a 400 naming the field.

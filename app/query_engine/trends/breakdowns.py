@@ -118,6 +118,14 @@ def bin_labels(lo: float, hi: float, count: int) -> list[str]:
     return labels
 
 
+def boolean_text(raw: ir.Expr) -> ir.Expr:
+    """A Boolean-declared property as breakdown text (§5.3, §7.2): `true`/`false` (JSON booleans or
+    those strings), anything else (`1`, `0`, `"yes"`) is no boolean and reads as empty, hence the null
+    sentinel. PostHog types the property as `toBool(transform(toString(p), ['true','false'], [1,0],
+    NULL))` before `toString`, so a `1` or `0` never reaches its labels as such."""
+    return ir.call("if", ir.call("has", ir.Param(["true", "false"], "Array(String)"), raw), raw, ir.string(""))
+
+
 def value_expr(scope: Scope, item: BreakdownItem, stats: tuple[float, float] | None,
                json_text: ir.Expr | None = None) -> ir.Expr:
     """The String breakdown value of one event, with the null sentinel for NULL and ''."""
@@ -140,6 +148,8 @@ def value_expr(scope: Scope, item: BreakdownItem, stats: tuple[float, float] | N
     raw, kind = raw_value(scope, item, json_text)
     numeric = kind in ("Numeric", "Duration", "SessionNumeric", "SessionDateTime")
     text = ir.call("toString", typed(scope, raw, kind)) if numeric else raw
+    if kind == "Boolean":
+        text = boolean_text(raw)
     if item.normalize_url:
         stripped = ir.call("replaceRegexpAll", text, ir.string("[/?#]*$"), ir.string(""))
         text = ir.call("if", ir.call("empty", ir.call("ifNull", text, ir.string(""))), text,

@@ -12,7 +12,7 @@ from app.query_engine.dates import ResolvedRange
 from app.query_engine.properties import cohort_membership, filters_expr
 from app.query_engine.scope import Scope
 from app.query_engine.trends import breakdowns as bd
-from app.schemas.query.series import EventsNode, GroupNode, MathPropertyType, MathType as M
+from app.schemas.query.series import ActionsNode, EventsNode, GroupNode, MathPropertyType, MathType as M
 
 PROPERTY_MATH = {M.sum, M.avg, M.min, M.max, M.median, M.p75, M.p90, M.p95, M.p99}
 QUANTILES = {"median": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99}
@@ -28,6 +28,7 @@ ADDITIVE = {M.total, M.sum}
 # Quantiles are left out: merging sampled states need not equal one pass over the events.
 MERGEABLE = {M.dau, M.weekly_active, M.monthly_active, M.unique_group, M.unique_session, M.avg, M.min, M.max}
 DEFERRABLE = ADDITIVE | MERGEABLE
+NO_ACTION = ir.Const(0)  # the event condition of an action series (none exist: it matches nothing)
 _INTERVAL_RANK = {"second": 0, "minute": 1, "hour": 2, "day": 3, "week": 4, "month": 5}
 
 
@@ -36,7 +37,7 @@ class SeriesSpec:
     """Everything one series query needs, already validated."""
 
     index: int
-    node: EventsNode | GroupNode
+    node: EventsNode | ActionsNode | GroupNode
     rng: ResolvedRange
     total_value: bool
     breakdown: list[bd.BreakdownItem] = field(default_factory=list)
@@ -64,13 +65,15 @@ class SeriesSpec:
         return math
 
 
-def event_condition(scope: Scope, node: EventsNode | GroupNode, path: str) -> ir.Expr:
+def event_condition(scope: Scope, node: EventsNode | ActionsNode | GroupNode, path: str) -> ir.Expr:
+    if isinstance(node, ActionsNode):
+        return NO_ACTION  # §6: there are no actions, and a missing action id matches nothing
     if isinstance(node, GroupNode):
         parts = []
         for i, child in enumerate(node.nodes):
-            if not isinstance(child, EventsNode):
-                raise QueryError(f"{path}.nodes[{i}]: only EventsNode is supported inside a GroupNode.",
-                                 attr=f"{path}.nodes[{i}].kind")
+            if not isinstance(child, (EventsNode, ActionsNode)):
+                raise QueryError(f"{path}.nodes[{i}]: only EventsNode and ActionsNode are supported inside a "
+                                 "GroupNode.", attr=f"{path}.nodes[{i}].kind")
             parts.append(ir.and_(event_condition(scope, child, f"{path}.nodes[{i}]"),
                                  filters_expr(scope, child.properties, f"{path}.nodes[{i}].properties")))
         return ir.and_(*parts) if node.operator == "AND" else ir.or_(*parts)

@@ -9,11 +9,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from app.query_engine.dates import iso, labels as make_labels
+from app.query_engine.dates import ResolvedRange, iso, labels as make_labels
 from app.query_engine.trends import breakdowns as bd
 from app.query_engine.trends.formula import Formula
 from app.query_engine.trends.lower import UNSCALED, SeriesSpec
-from app.schemas.query.series import EventsNode, GroupNode
+from app.schemas.query.series import ActionsNode, EventsNode, GroupNode
 from app.schemas.query.trends import ChartDisplayType, TrendsQuery
 
 
@@ -45,16 +45,17 @@ def _category(value: Any) -> int:
     return 1 if bd.NULL in items else 0
 
 
-def _filter_echo(q: TrendsQuery) -> dict[str, Any]:
-    dr = q.dateRange
+def _filter_echo(q: TrendsQuery, rng: ResolvedRange) -> dict[str, Any]:
+    """PostHog's `_query_to_filter`: the query as a legacy filter dict, with the resolved current
+    range (also on previous-period rows) and without null-valued keys (§10.2)."""
     props = q.properties
     out: dict[str, Any] = {
         "insight": "TRENDS",
         "properties": props.model_dump(mode="json", exclude_none=True) if hasattr(props, "model_dump") else
         [p.model_dump(mode="json", exclude_none=True) for p in (props or [])],
         "filter_test_accounts": bool(q.filterTestAccounts),
-        "date_from": dr.date_from if dr else None,
-        "date_to": dr.date_to if dr else None,
+        "date_to": iso(rng.date_to),
+        "date_from": iso(rng.date_from),
         "entity_type": "events",
         "sampling_factor": q.samplingFactor,
         "aggregation_group_type_index": q.aggregation_group_type_index,
@@ -63,7 +64,7 @@ def _filter_echo(q: TrendsQuery) -> dict[str, Any]:
     for part in (q.trendsFilter, q.breakdownFilter):
         if part is not None:
             out.update(part.model_dump(mode="json", exclude_none=True))
-    return out
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _smooth(data: list[float], n: int) -> list[float]:
@@ -83,9 +84,11 @@ def _cumulative(data: list[float]) -> list[float]:
 
 
 def _series_rows(q: TrendsQuery, res: SeriesResult, *, multi_series: bool, compare: bool, total_value: bool,
-                 display: ChartDisplayType, echo: dict[str, Any], cohort_names: dict[int, str] | None = None,
-                 ) -> tuple[list[dict[str, Any]], bool]:
+                 display: ChartDisplayType, echo: dict[str, Any], action_days: list[str],
+                 cohort_names: dict[int, str] | None = None) -> tuple[list[dict[str, Any]], bool]:
     spec = res.spec
+    if isinstance(spec.node, ActionsNode):
+        return [], False  # §6: a missing action (every action: there are none) drops its series
     if spec.cohort is not None and not res.rows:
         return [], False  # a cohort breakdown value without events has no row (like any breakdown value)
     node = spec.node
@@ -100,7 +103,7 @@ def _series_rows(q: TrendsQuery, res: SeriesResult, *, multi_series: bool, compa
     buckets = [] if total_value else spec.rng.buckets()
     labels, days = ([], []) if total_value else make_labels(spec.rng, buckets)
     action = {
-        "days": [iso(b.start) for b in buckets], "id": node.event if isinstance(node, EventsNode) else None,
+        "days": action_days, "id": node.event if isinstance(node, EventsNode) else None,
         "type": "events", "order": spec.index, "name": label, "custom_name": node.custom_name,
         "math": node.math.value if node.math else "total", "math_property": node.math_property,
         "math_hogql": node.math_hogql, "math_group_type_index": node.math_group_type_index, "properties": {},
@@ -239,10 +242,16 @@ def _conjoined(q: TrendsQuery, cohorts: list[Any]) -> bool:
     return len(cohorts) >= 2 and "all" not in cohorts and via not in ("subquery", "leftjoin")
 
 
-def build_response_rows(q: TrendsQuery, results: list[SeriesResult], *, compare: bool, total_value: bool,
-                        display: ChartDisplayType, cohort_names: dict[int, str] | None = None,
+def build_response_rows(q: TrendsQuery, results: list[SeriesResult], *, rng: ResolvedRange, compare: bool,
+                        total_value: bool, display: ChartDisplayType, cohort_names: dict[int, str] | None = None,
                         ) -> tuple[list[dict[str, Any]], bool]:
-    echo = _filter_echo(q)
+    """`rng`: the current period. Every row, total-value and previous-period ones included, echoes it
+    in `filter` and lists its buckets in `action.days` (PostHog's build_series_response reads both
+    from the runner's own date range)."""
+    echo = _filter_echo(q, rng)
+    # Total-value rows have no buckets of their own; a long `all` range may exceed the time-series
+    # bucket limit, which must not fail a query that only needs one number per row.
+    action_days = [iso(b.start) for b in rng.buckets(limit=1_000_000 if total_value else 10_000)]
     cohorts = bd.cohort_values(q.breakdownFilter)
     # Labels get the series prefix when more than one query ran for the current period (§10.2).
     queries = len(q.series) * (1 if _conjoined(q, cohorts) else max(len(cohorts), 1))
@@ -251,7 +260,8 @@ def build_response_rows(q: TrendsQuery, results: list[SeriesResult], *, compare:
     has_more = False
     for res in results:
         rows, more = _series_rows(q, res, multi_series=multi_series, compare=compare, total_value=total_value,
-                                  display=display, echo=echo, cohort_names=cohort_names)
+                                  display=display, echo=echo, action_days=action_days,
+                                  cohort_names=cohort_names)
         has_more = has_more or more
         if cohorts and res.spec.cohort_index > 0:  # one series' cohorts make one list of rows
             by_period[res.period][-1].extend(rows)

@@ -70,8 +70,6 @@ class TrendsRunner:
         """Reject what this engine cannot run yet with a 400 naming the field."""
         for i, node in enumerate(self.query.series):
             path = f"query.series[{i}]"
-            if isinstance(node, ActionsNode):
-                raise QueryError(f"{path}: actions are not supported yet; use an EventsNode.", attr=f"{path}.kind")
             if isinstance(node, DataWarehouseNode):
                 raise QueryError(f"{path}: data warehouse series are not supported yet.", attr=f"{path}.kind")
         items = bd.breakdown_items(self.query.breakdownFilter)
@@ -101,6 +99,8 @@ class TrendsRunner:
         scope = self.scope.fork()
         events = [event_condition(scope, node, f"query.series[{i}]") for i, node in enumerate(self.query.series)
                   if isinstance(node, (EventsNode, GroupNode))]
+        if not events:  # only action series, which match nothing (§6)
+            return None
         select = ir.Select(
             columns=(ir.call("toUnixTimestamp", ir.call("min", scope.col("timestamp"))),),
             from_=ir.Table("events"), from_alias="e",
@@ -136,6 +136,8 @@ class TrendsRunner:
         ]
 
     async def _series(self, execute: Execute, spec: SeriesSpec, period: str) -> SeriesResult:
+        if isinstance(spec.node, ActionsNode):  # a missing action: no query, the series is dropped (§6)
+            return SeriesResult(spec=spec, rows=[], period=period)
         for j, item in enumerate(spec.breakdown):
             if item.bins:
                 rows = await self._run(execute, histogram_stats(self.scope, spec, self.query_filters, j),
@@ -191,7 +193,7 @@ class TrendsRunner:
             await self.detect_overrides(execute)
         # One after another: they share the request's query_id, which is what cancel() kills.
         results = [await self._series(execute, spec, period) for spec, period in jobs]
-        rows, has_more = build_response_rows(self.query, list(results), compare=compare,
+        rows, has_more = build_response_rows(self.query, list(results), rng=rng, compare=compare,
                                              total_value=self.total_value, display=self.display,
                                              cohort_names={i: c.name for i, c in self.scope.cohorts.items()})
         return {

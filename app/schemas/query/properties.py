@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 
 class PropertyOperator(str, Enum):
@@ -49,9 +49,12 @@ PropertyValue = Union[str, int, float, bool, None, list[Union[str, int, float, b
 
 
 class _Filter(BaseModel):
+    """A filter's fields are all optional: one that cannot be applied (no key, or no value for an
+    operator that needs one; `{}`) is ignored, i.e. true (spec §5.1)."""
+
     model_config = ConfigDict(extra="allow")
 
-    key: str
+    key: str | None = None
     value: PropertyValue = None
     operator: PropertyOperator | None = None
     label: str | None = None
@@ -67,7 +70,7 @@ class PersonPropertyFilter(_Filter):
 
 class ElementPropertyFilter(_Filter):
     type: Literal["element"]
-    key: Literal["tag_name", "text", "href", "selector"]  # type: ignore[assignment]
+    key: Literal["tag_name", "text", "href", "selector"] | None = None  # type: ignore[assignment]
 
 
 class SessionPropertyFilter(_Filter):
@@ -81,7 +84,7 @@ class EventMetadataPropertyFilter(_Filter):
 class CohortPropertyFilter(_Filter):
     type: Literal["cohort"]
     key: Literal["id"] = "id"  # type: ignore[assignment]
-    value: int  # type: ignore[assignment]
+    value: int | None = None  # type: ignore[assignment]
     operator: PropertyOperator | None = PropertyOperator.in_
     negation: bool | None = None  # legacy: true means not_in
     cohort_name: str | None = None
@@ -96,7 +99,7 @@ class HogQLPropertyFilter(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["hogql"]
-    key: str
+    key: str | None = None
     value: Any = None
 
 
@@ -145,9 +148,18 @@ MAX_FILTERS = 200
 
 
 class PropertyFilterList(BaseModel):
-    """Helper to validate a plain list of filters (e.g. an environment's test_account_filters)."""
+    """Helper to validate a plain list of filters (e.g. an environment's test_account_filters). Stricter
+    than a query, which ignores a filter without a key (§5.1): a stored filter list must not keep one."""
 
     filters: list[AnyPropertyFilter]
+
+    @field_validator("filters")
+    @classmethod
+    def _keys(cls, filters: list[Any]) -> list[Any]:
+        for i, item in enumerate(filters):
+            if getattr(item, "key", None) is None:
+                raise ValueError(f"filter {i} has no key")
+        return filters
 
 
 # --- groups of filters (AND/OR, nested to any depth) -------------------------------------------
