@@ -24,7 +24,7 @@ from app.query_engine.executor.base import ClickHouseExecutor
 from app.query_engine.scope import Scope
 from app.query_engine.trends.runner import TrendsRunner
 from app.schemas.insight_analysis import SuggestionRead
-from app.schemas.query import EventsNode, InsightVizNode, TrendsQuery, parse_query
+from app.schemas.query import ActionsNode, EventsNode, InsightVizNode, TrendsQuery, parse_query
 from app.services.elements import run_clickhouse
 from app.settings import Settings
 
@@ -221,7 +221,9 @@ async def suggest(session: AsyncSession, *, insight: Insight, environment: Envir
     source = query["source"]
     if source.get("kind") == "RetentionQuery":
         out = retention_suggestions(source)
-    elif isinstance(node.source, TrendsQuery) and node.source.series:
+    elif isinstance(node.source, TrendsQuery) and any(not isinstance(s, ActionsNode) for s in node.source.series):
+        # Action series match nothing (there are no actions, QUERY_ENGINE.md §6): an insight made
+        # only of them has no numbers to build on.
         out = await trends_suggestions(clickhouse, settings, environment, node.source, source, (context or "").lower())
     else:
         out = []

@@ -139,7 +139,7 @@ class TestTrends:
         query["source"]["series"][0]["math"] = "dau"
         assert await suggestions(client, env, await make(client, env, query)) == []
 
-    async def test_unsupported_series_suggest_nothing_unrunnable(self, client, env, data):
+    async def test_action_only_series_suggest_nothing(self, client, env, data):
         query = trends()
         query["source"]["series"] = [{"kind": "ActionsNode", "id": 1}]
         assert await suggestions(client, env, await make(client, env, query)) == []
