@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import json
 import logging
 import os
@@ -120,6 +121,11 @@ def create_app(settings: Settings, *, backends: Backends | None = None, first_st
                 worker = build_worker(opened)
                 worker_task = asyncio.create_task(worker.async_run(), name="arq-worker")
             if owned:
+                # Modules imported on first use (HogQL pulls in sqlglot's dialects, ~50 ms) would
+                # stall the event loop under traffic: import them now.
+                for module in ("app.hogql.query", "app.services.insight_analysis", "app.services.insight_suggestions"):
+                    importlib.import_module(module)
+
                 # What startup built (modules, schemas, routes) lives as long as the process: frozen,
                 # it is left out of every later collection, whose pauses stall the event loop.
                 gc.collect()
