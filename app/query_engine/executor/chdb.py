@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Literal, Sequence, TypeVar
 
@@ -90,6 +91,42 @@ class _Slot:
         self.conn = conn
 
 
+class _SlotPool:
+    """Connections handed out strictly in arrival order. (`asyncio.Queue` lets a newcomer take a
+    connection put back for a woken waiter, which then queues again at the back: under load some
+    queries waited minutes behind later arrivals.) A released connection goes straight to the first
+    waiter."""
+
+    def __init__(self, slots: Sequence[_Slot]) -> None:
+        self._free: deque[_Slot] = deque(slots)
+        self._waiters: deque[asyncio.Future[_Slot]] = deque()
+
+    async def get(self) -> _Slot:
+        if self._free and not self._waiters:
+            return self._free.popleft()
+        waiter: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.put_nowait(waiter.result())  # handed over as we were cancelled: pass it on
+            else:
+                try:
+                    self._waiters.remove(waiter)
+                except ValueError:
+                    pass
+            raise
+
+    def put_nowait(self, slot: _Slot) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(slot)
+                return
+        self._free.append(slot)
+
+
 class ChdbExecutor:
     def __init__(self, path: str | os.PathLike[str], database: str, pool_size: int = 3,
                  insert_pool_size: int = 2) -> None:
@@ -107,9 +144,9 @@ class ChdbExecutor:
                                            initializer=_yield_cpu_to_requests)
         self._open_lock = asyncio.Lock()
         self._slots: list[_Slot] = []
-        self._pool: asyncio.Queue[_Slot] | None = None
-        self._inserts: asyncio.Queue[_Slot] | None = None
-        self._control: asyncio.Queue[_Slot] | None = None
+        self._pool: _SlotPool | None = None
+        self._inserts: _SlotPool | None = None
+        self._control: _SlotPool | None = None
         self._closed = False
         self._inflight: set[str] = set()
         self._cancel_requested: set[str] = set()
@@ -127,14 +164,9 @@ class ChdbExecutor:
                 return
             loop = asyncio.get_running_loop()
             self._slots = await loop.run_in_executor(self._threads, self._connect_all)
-            self._pool = asyncio.Queue()
-            self._inserts = asyncio.Queue()
-            self._control = asyncio.Queue()
-            for slot in self._slots[:self.pool_size]:
-                self._pool.put_nowait(slot)
-            for slot in self._slots[self.pool_size:-1]:
-                self._inserts.put_nowait(slot)
-            self._control.put_nowait(self._slots[-1])
+            self._pool = _SlotPool(self._slots[:self.pool_size])
+            self._inserts = _SlotPool(self._slots[self.pool_size:-1])
+            self._control = _SlotPool(self._slots[-1:])
 
     def _connect_all(self) -> list[_Slot]:
         slots: list[_Slot] = []

@@ -429,3 +429,42 @@ class TestChdbPaths:
             await task
         with pytest.raises(ClickHouseUnavailable):
             await own.execute("SELECT 1")
+
+
+class TestSlotPool:
+    """Connections go to waiters in arrival order (app/query_engine/executor/chdb.py `_SlotPool`)."""
+
+    async def test_a_released_slot_goes_to_the_first_waiter_not_a_newcomer(self):
+        from app.query_engine.executor.chdb import _SlotPool
+
+        pool = _SlotPool(["s"])  # type: ignore[list-item]
+        held = await pool.get()
+        order: list[str] = []
+
+        async def take(name: str) -> None:
+            slot = await pool.get()
+            order.append(name)
+            pool.put_nowait(slot)
+
+        first = asyncio.create_task(take("first"))
+        second = asyncio.create_task(take("second"))
+        await asyncio.sleep(0)  # both are waiting now
+        pool.put_nowait(held)
+        # A newcomer asking in the same loop iteration must queue behind them (an asyncio.Queue
+        # hands it the slot and sends the woken waiter to the back of the line).
+        newcomer = asyncio.create_task(take("newcomer"))
+        await asyncio.gather(first, second, newcomer)
+        assert order == ["first", "second", "newcomer"]
+
+    async def test_a_cancelled_waiter_passes_its_slot_on(self):
+        from app.query_engine.executor.chdb import _SlotPool
+
+        pool = _SlotPool(["s"])  # type: ignore[list-item]
+        held = await pool.get()
+        cancelled = asyncio.create_task(pool.get())
+        waiting = asyncio.create_task(pool.get())
+        await asyncio.sleep(0)
+        pool.put_nowait(held)  # handed to `cancelled`, which is cancelled before it runs
+        cancelled.cancel()
+        assert await asyncio.wait_for(waiting, 1) == "s"
+        assert cancelled.cancelled()
