@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import clock
 from app.services.cohorts import cohort_ids, cohort_metadata
 from app.services.definitions import property_types
+from app.services.insight_cache import thresholds
 from app.errors import QueryError, QueryTimeout, ServiceUnavailable
 from app.models import Environment
 from app.query_engine.dates import iso
@@ -46,7 +47,6 @@ DEFAULT_MODIFIERS: dict[str, Any] = {
     "useMaterializedViews": True,
 }
 HOGQL_MAX_RESULT_BYTES = 64 * 1024 * 1024
-_STALE_AFTER = {"minute": 300, "hour": 3600, "day": 6 * 3600, "week": 86400, "month": 86400}
 
 
 def unwrap(node: Any) -> Any:
@@ -176,7 +176,7 @@ async def run_query(
         "is_cached": False,
         "last_refresh": iso(now),
         "next_allowed_client_refresh": iso(now + _refresh_interval(interval, runner.span)),
-        "cache_target_age": iso(now + timedelta(seconds=_STALE_AFTER.get(interval, 6 * 3600))),
+        "cache_target_age": iso(now + thresholds(interval)[0]),
         "cache_key": cache_key(environment=environment, query_json=query_json),
         "query_status": None,
         "query_id": query_id,
@@ -199,7 +199,7 @@ async def _run_hogql(node: HogQLQuery, scope: Scope, execute, query_id: str, mod
         **body, "modifiers": modifiers, "error": "", "timezone": environment.timezone or "UTC",
         "is_cached": False, "last_refresh": iso(now),
         "next_allowed_client_refresh": iso(now + timedelta(minutes=1)),
-        "cache_target_age": iso(now + timedelta(minutes=15)),
+        "cache_target_age": iso(now + thresholds("minute")[0]),  # no date range: minute (§3.3.3)
         "cache_key": cache_key(environment=environment, query_json=query_json), "query_status": None,
         "query_id": query_id,
     }

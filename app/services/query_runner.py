@@ -51,7 +51,11 @@ class Item:
 
 
 def interval_of(query_json: dict[str, Any]) -> str | None:
+    """The staleness interval (§3.3.3): the date-range interval; `minute` for queries without a
+    date range (SQL); None (the unknown row) for a ranged query without an interval."""
     node = unwrap(parse_query(query_json))
+    if "dateRange" not in type(node).model_fields:
+        return "minute"
     interval = getattr(node, "interval", None)
     return getattr(interval, "value", interval) if interval is not None else None
 
