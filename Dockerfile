@@ -15,10 +15,12 @@ WORKDIR /srv
 COPY alembic.ini ./
 COPY migrations ./migrations
 COPY app ./app
+# No demo events: a production first start must not write made-up events into the real ClickHouse.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     APP_DATA_DIR=/srv/data \
-    APP_ENV=production
+    APP_ENV=production \
+    APP_DEMO_EVENTS=0
 RUN mkdir -p /srv/data && chown tally:tally /srv/data
 USER tally
 EXPOSE 8000

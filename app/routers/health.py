@@ -15,6 +15,7 @@ CHECK_TIMEOUT = 3.0
 
 @router.get("/_health", response_model=Health)
 @router.get("/_health/", response_model=Health, include_in_schema=False)  # INGESTION.md §1: both slash variants
+@router.get("/", response_model=Health, include_in_schema=False)  # INGESTION.md §1: "`/_health` or `/`"
 async def health() -> Health:
     """Liveness: the process answers."""
     return Health(status="ok")

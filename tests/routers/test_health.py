@@ -5,7 +5,7 @@ import re
 
 class TestHealth:
     async def test_liveness(self, client):
-        for path in ("/_health", "/_health/"):
+        for path in ("/_health", "/_health/", "/"):  # INGESTION.md §1: "`/_health` or `/`"
             r = await client.get(path)
             assert r.status_code == 200 and r.json() == {"status": "ok"}
 
