@@ -25,11 +25,15 @@ def freeze(at: datetime | str | None) -> None:
     _frozen = at.astimezone(timezone.utc) if at is not None else None
 
 
-def now() -> datetime:
-    """Current instant, timezone-aware UTC."""
+def frozen() -> datetime | None:
+    """The pinned instant, or None while the clock runs."""
     if _frozen is not None:
         return _frozen
     env = os.environ.get("APP_FROZEN_NOW")
-    if env:
-        return _parse(env)
-    return datetime.now(timezone.utc)
+    return _parse(env) if env else None
+
+
+def now() -> datetime:
+    """Current instant, timezone-aware UTC."""
+    pinned = frozen()
+    return pinned if pinned is not None else datetime.now(timezone.utc)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from app import clock
 from app.hogql import functions as F
 from app.hogql.calls import WindowsAndLambdas
 from app.hogql.parse import PLACEHOLDER_PREFIX, VARIABLE_PREFIX
@@ -214,10 +215,13 @@ class Expressions(WindowsAndLambdas):
     def special(self, name: str, args: list, ctx: Ctx, node: exp.Expression) -> ir.Expr:
         lo, hi = F.SPECIAL[name]
         self.arity(name, lo, hi, len(args), node)
-        if name == "now":
-            return ir.call("now64", ir.Const(6), self.tz)
-        if name == "today":
-            return ir.call("toDate", ir.call("now64", ir.Const(6), self.tz))
+        if name in ("now", "today"):
+            # A frozen application clock (APP_FROZEN_NOW, tests) holds in SQL too: its instant is a
+            # parameter; otherwise the engine's own now64().
+            pinned = clock.frozen()
+            current = (ir.call("toTimeZone", ir.Param(pinned, "DateTime64(6, 'UTC')"), self.tz) if pinned is not None
+                       else ir.call("now64", ir.Const(6), self.tz))
+            return current if name == "now" else ir.call("toDate", current)
         value = self.expr(args[0], ctx)
         if name == "toString":
             return ir.call("toString", value)

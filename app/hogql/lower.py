@@ -9,10 +9,10 @@ identifier in the SQL. Literals become parameters. Every table carries the calle
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 from sqlglot import exp
 
+from app import clock
 from app.hogql.exprs import Expressions
 from app.hogql.parse import HogQLError
 from app.hogql.tables import EVENT_RAW, STAR_FIELDS, TABLES, EventsHooks, events_select, source_select
@@ -329,7 +329,7 @@ class Lowerer(Expressions):
             needs = needs & {"id"}  # properties and created_at come from the event's snapshot
         if not needs:
             return None
-        scope = Scope(self.team_id, self.timezone, datetime.now(timezone.utc), poe_mode=mode)
+        scope = Scope(self.team_id, self.timezone, clock.now(), poe_mode=mode)
         resolved = {"person_id": scope.person_id() if "id" in needs else None,
                     "person_properties": scope.person_properties() if "properties" in needs else None}
         person_id = scope.person_id() if "created_at" in needs else None  # asks for its joins first

@@ -287,3 +287,17 @@ async def test_readme_variables_example(client, data):
     r = await post(client, data, query)
     assert r.status_code == 200, r.text
     assert r.json()["results"] == [["2024-01-01", 2, 2, ["CHROME"]], ["2024-01-02", 1, 3, ["FIREFOX"]]]
+
+
+class TestFrozenClock:
+    """`now()`/`today()` follow the application clock when it is pinned (APP_FROZEN_NOW)."""
+
+    async def test_now_and_today_are_the_frozen_instant(self, client, data):
+        from app import clock
+
+        clock.freeze("2024-01-15T12:00:00Z")
+        try:
+            body = await hogql(client, data, "SELECT toString(now()), toString(today())")
+        finally:
+            clock.freeze(None)
+        assert body["results"] == [["2024-01-15 12:00:00.000000", "2024-01-15"]]

@@ -176,10 +176,14 @@ async def test_saved_sql_insight(client, data):
 
 
 async def test_readme_example(client, data):
-    # The README's curl example; chDB's now() is the real clock, so count over all time instead.
+    # The README's curl example. now() is the application clock, frozen in these tests.
+    from app import clock
+
     text = ("SELECT properties.$browser AS browser, count() AS c FROM events WHERE timestamp > now() - INTERVAL 7 DAY "
             "GROUP BY browser ORDER BY c DESC LIMIT 10")
-    assert (await hogql(client, data, text))["results"] == []  # the events are from 2024
+    pinned = clock.now().strftime("%Y-%m-%d %H:%M:%S")
+    explicit = text.replace("now()", f"toDateTime('{pinned}')")  # the project timezone is UTC here
+    assert (await hogql(client, data, text))["results"] == (await hogql(client, data, explicit))["results"]
     body = await hogql(client, data, text.replace("now() - INTERVAL 7 DAY", "toDateTime('2024-01-01') - INTERVAL 7 DAY"))
     assert body["results"][0] == ["Chrome", 2]
 
