@@ -72,8 +72,8 @@ def _stored(data_dir: Path, team: int) -> list[str]:
 
 
 def _stop_leftover_postgres(data_dir: Path) -> None:
-    """A PostgreSQL adopted after the kill is not stopped by the adopter (the embedded wheel only
-    stops servers its own process started); stop the one this test caused."""
+    """Safety net for a failed test: whatever PostgreSQL is still running on the data dir is stopped
+    (the adopting serve stops it on SIGTERM, see app/embedded.py `_forget_dead_holders`)."""
     pidfile = data_dir / "postgres" / "postmaster.pid"
     try:
         os.kill(int(pidfile.read_text().split()[0]), signal.SIGINT)  # fast shutdown: ignore stale sessions
