@@ -7,7 +7,6 @@ Appends a section to benchmarks/RESULTS.md (set BENCH_NO_RECORD=1 to only print 
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import platform
 import shutil
@@ -60,7 +59,7 @@ async def timed(client: httpx.AsyncClient, url: str, headers: dict, n: int) -> t
 async def _run() -> list[str]:
     from app import clock
     from app.backends import Backends
-    from app.main import create_app
+    from app.main import create_app, settle_garbage_collector
     from app.services.bootstrap import bootstrap
     from app.services.query_runner import executions_key
     from app.settings import Settings
@@ -82,8 +81,7 @@ async def _run() -> list[str]:
             # As a served app's lifespan does after startup (app/main.py; it leaves this to whoever
             # passes its own backends): what startup built is left out of later collections, whose
             # full passes would otherwise pause the event loop for 100+ ms in the middle of a round.
-            gc.collect()
-            gc.freeze()
+            settle_garbage_collector()
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=300) as client:
                 base = f"/api/environments/{env}/insights/"
