@@ -4,10 +4,10 @@ one cache key.
 The first request to compute a key takes a Redis lock (60 s, extended every 5 s while it runs) and
 publishes its response under the lock's token for 60 s. Concurrent requests for the same key wait
 for that publication and reuse it: in other processes by polling Redis, in the leader's own process
-without any round trip (they await the leader's result, or the first local caller's election). Each follower has already passed its own authentication,
-scope, environment and object-permission checks (the lock is taken only after the request has
-loaded the insight), so nothing is shared with a caller who could not compute it: PostHog's
-follower leak (§4, Q12) cannot happen. Errors are not shared: a follower whose leader failed,
+without any round trip (they await the leader's result, or the first local caller's election). Each
+follower has already passed its own authentication, scope, environment and object-permission
+checks (the lock is taken only after the request has loaded the insight), so nothing is shared
+with a caller who could not compute it: PostHog's follower leak (§4, Q12) cannot happen. Errors are not shared: a follower whose leader failed,
 crashed (lock gone without a publication) or took too long computes on its own. Without Redis
 there is no coalescing."""
 
