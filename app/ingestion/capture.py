@@ -61,7 +61,10 @@ async def capture_v0(ingestion: Ingestion, req: CaptureRequest) -> None:
                                   code="missing_token")
     team_id = await ingestion.team_for_token(token)
     raw_sent_at = decoded.envelope.get("sent_at")
-    sent_at = parse_timestamp(raw_sent_at) if raw_sent_at else sent_at_from_query(req.query.get("_"))
+    # §5: the envelope's `sent_at`, else the `_` query parameter (also when `sent_at` is unparseable).
+    sent_at = parse_timestamp(raw_sent_at) if raw_sent_at else None
+    if sent_at is None:
+        sent_at = sent_at_from_query(req.query.get("_"))
     now = clock.now()
     sent_at_text = sent_at.isoformat() if sent_at is not None else None
     events: list[Event] = []

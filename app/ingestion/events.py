@@ -105,19 +105,24 @@ def resolve_timestamp(
 ) -> datetime:
     """§5: skew-correct with `sent_at`, `offset` wins, clamp 23 h into the future."""
     result = now
+    future = False  # which side of `now` an out-of-range result lies on
     try:
         if raw_ts is not None:
             parsed = parse_timestamp(raw_ts)
             if parsed is None:
                 metrics.incr("capture_warnings_total", "unparseable_timestamp")
             elif sent_at is not None and not ignore_sent_at:
+                future = parsed > sent_at
                 result = now + (parsed - sent_at)
             else:
                 result = parsed
         if isinstance(offset, (int, float)) and not isinstance(offset, bool):
+            future = offset < 0
             result = now - timedelta(milliseconds=offset)
     except OverflowError:
-        return EPOCH
+        # Beyond what a datetime holds: far in the future is clamped to `now` (step 4, applied
+        # before step 5), far in the past is outside years 0–9999 → the Unix epoch (step 5).
+        return now if future else EPOCH
     if result - now > MAX_FUTURE:
         result = now
     return result
@@ -187,7 +192,7 @@ def normalize(
     if "$elements_chain" in props or "$elements" in props:
         chain = props.pop("$elements_chain", None)
         elements = props.pop("$elements", None)
-        if isinstance(chain, str):
+        if isinstance(chain, str) and chain:
             elements_chain = chain
         elif isinstance(elements, list):
             elements_chain = chain_from_elements([e for e in elements if isinstance(e, dict)])

@@ -293,8 +293,9 @@ class PersonProcessor:
             changes.persons[(team_id, person.id)] = person
         properties_json = person.properties_json()
         to_set = props.get("$set")
-        if ev.event in _NO_PROPERTY_UPDATES and isinstance(to_set, dict) and to_set:
-            # §9.7: the row shows the event's own $set even where the person is not updated.
+        if (ev.event in _NO_PROPERTY_UPDATES or "$unset" in props) and isinstance(to_set, dict) and to_set:
+            # §9.7: the row shows the event's own $set even where the person is not updated
+            # (or the same event's $unset, applied last, removed the key again).
             properties_json = orjson.dumps({**person.properties, **to_set}).decode()
         return EventPerson(person.id, properties_json, person.created_at.replace(microsecond=0), "full", groups)
 
@@ -373,7 +374,7 @@ class PersonProcessor:
         elif po.is_identified and ev.event != "$merge_dangerously":
             metrics.incr("capture_warnings_total", "cannot_merge_already_identified")
         else:
-            await self._merge_persons(team_id, view, po, pt, changes)
+            await self._merge_persons(team_id, view, po, pt, ev, changes)
 
     def _identify(self, team_id: int, person: PersonState, changes: Changes) -> None:
         if not person.is_identified:
@@ -382,7 +383,7 @@ class PersonProcessor:
             person.version += 1
             changes.persons[(team_id, person.id)] = person
 
-    async def _merge_persons(self, team_id: int, view: TeamView, po: PersonState, pt: PersonState,
+    async def _merge_persons(self, team_id: int, view: TeamView, po: PersonState, pt: PersonState, ev: Event,
                              changes: Changes) -> None:
         stored = await self.loader.load_person_dids(team_id, po.id)
         for did, version in stored.items():
@@ -390,6 +391,9 @@ class PersonProcessor:
         changes.expect_person(team_id, pt)
         changes.expect_person(team_id, po)
         pt.properties = {**po.properties, **pt.properties}
+        # §9.4.6: the event's $set_once/$set/$unset are part of the merge (one version bump, max + 1);
+        # `process` applies them again, which changes nothing.
+        _update_properties(pt.properties, ev.properties)
         pt.created_at = min(po.created_at, pt.created_at)
         pt.is_identified = True
         pt.version = max(po.version, pt.version) + 1
