@@ -63,6 +63,8 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", "insights/activity/"): Row(),
     # spec §3.13: cancel always answers 201 on one's own environment; that it changes nothing is checked below
     ("POST", "insights/cancel/"): Row(body={"client_query_id": "<query_id>"}),
+    ("POST", "insights/viewed/"): Row(body={"insight_ids": "<insight_ids>"}),  # own env: 201, A1's ids skipped
+    ("POST", "insights/{ref}/viewed/"): Row(body={}, ids="insight", own_env=NOT_FOUND),
     ("GET", "insights/{ref}/"): Row(ids="insight", own_env=NOT_FOUND),
     ("PATCH", "insights/{ref}/"): Row(body=_PATCH, ids="insight", own_env=NOT_FOUND),
     ("PUT", "insights/{ref}/"): Row(body=_PATCH, ids="insight", own_env=NOT_FOUND),
@@ -192,6 +194,8 @@ def _requests(method: str, path: str, row: Row, env_id: int, w: World):
         body = row.body
         if body and body.get("client_query_id") == "<query_id>":
             body = {"client_query_id": w.ids["query"][0]}
+        if body and body.get("insight_ids") == "<insight_ids>":
+            body = {"insight_ids": [int(i) for i in w.ids["insight"] if i.isdigit()]}
         yield method, url, body, row.extra.get("params")
 
 

@@ -117,6 +117,26 @@ async def cancel_query(request: Request, session: SessionDep, ctx: WriteCtx) -> 
     return Response(status_code=201)
 
 
+_VIEWED_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["insight_ids"],
+    "properties": {"insight_ids": {"type": "array", "items": {"type": "integer"}, "minItems": 1}}}}}}}
+
+
+@router.post("/viewed/", status_code=201, response_class=Response, responses=ERRORS, openapi_extra=_VIEWED_BODY)
+async def record_views(request: Request, session: SessionDep, ctx: ReadCtx) -> Response:
+    """Record that the caller viewed these insights now (`last_viewed_at` in lists, `-last_viewed_at`
+    ordering). Ids that are not live insights of this environment are skipped. Answers 201, no body."""
+    await views.viewed_view(session, ctx, await read_json_body(request))
+    return Response(status_code=201)
+
+
+@router.post("/{ref}/viewed/", status_code=201, response_class=Response, responses=ERRORS)
+async def record_view(ref: str, session: SessionDep, ctx: ReadCtx) -> Response:
+    """Record that the caller viewed this insight (id or short_id) now. Answers 201, no body."""
+    await views.viewed_one_view(session, ctx, ref)
+    return Response(status_code=201)
+
+
 @router.get("/{ref}/", responses=ERRORS)
 async def retrieve_insight(request: Request, ref: str, session: SessionDep, ctx: ReadCtx) -> Response:
     """One insight by id or short_id, with dashboard context and results per the refresh mode."""

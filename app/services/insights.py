@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 
-from sqlalchemy import select, update
+from sqlalchemy import literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,6 +54,20 @@ async def record_view(session: AsyncSession, *, insight: Insight, user: User) ->
     now = clock.now()
     stmt = insert(InsightViewed).values(environment_id=insight.environment_id, insight_id=insight.id,
                                         user_id=user.id, last_viewed_at=now)
+    await session.execute(stmt.on_conflict_do_update(constraint="uq_insight_viewed_insight_id",
+                                                     set_={"last_viewed_at": now}))
+
+
+async def record_views(session: AsyncSession, *, environment_id: int, user: User, insight_ids: list[int]) -> None:
+    """The caller viewed these insights now (PostHog's `POST insights/viewed/`): ids that are not
+    live insights of this environment are skipped. One statement whatever the count."""
+    if not insight_ids:
+        return
+    now = clock.now()
+    live = select(Insight.id).where(Insight.environment_id == environment_id, Insight.id.in_(insight_ids),
+                                    Insight.deleted.is_(False))
+    rows = select(literal(environment_id), live.subquery().c.id, literal(user.id), literal(now))
+    stmt = insert(InsightViewed).from_select(["environment_id", "insight_id", "user_id", "last_viewed_at"], rows)
     await session.execute(stmt.on_conflict_do_update(constraint="uq_insight_viewed_insight_id",
                                                      set_={"last_viewed_at": now}))
 

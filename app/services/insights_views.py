@@ -236,6 +236,23 @@ async def _should_record_view(request: Request, insight_id: int, user_id: int) -
     return True
 
 
+async def viewed_view(session: AsyncSession, ctx: Context, body: Any) -> None:
+    """`POST insights/viewed/` `{"insight_ids": [...]}` (PostHog's view tracking): ids that are not
+    live insights of this environment are skipped."""
+    ids = body.get("insight_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not ids:
+        raise ValidationFailed("Must be a non-empty list of insight IDs", code="invalid_input", attr="insight_ids")
+    wanted = {int(i) for i in ids if (isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63)
+              or (isinstance(i, str) and i.isascii() and i.isdigit() and 0 < int(i) < 2**63)}
+    await service.record_views(session, environment_id=ctx.env.id, user=ctx.user, insight_ids=sorted(wanted))
+
+
+async def viewed_one_view(session: AsyncSession, ctx: Context, ref: str) -> None:
+    """`POST insights/{id}/viewed/`: the caller viewed this insight now (404 as a retrieve)."""
+    insight = await get_readable_insight(session, ctx, ref)
+    await service.record_view(session, insight=insight, user=ctx.user)
+
+
 async def create_view(request: Request, session: AsyncSession, ctx: Context, body: Any) -> dict[str, Any]:
     data = parse_insight_body(body)
     insight = await service.create_insight(session, environment_id=ctx.env.id, user=ctx.user, data=data)

@@ -336,6 +336,59 @@ class TestListInsights:
         assert counts[0] == counts[1]
 
 
+class TestViewed:
+    """`POST insights/viewed/` and `POST insights/{id}/viewed/` (PostHog's view tracking)."""
+
+    async def order(self, client, env) -> list[int]:
+        r = await client.get(url(env, "?order=-last_viewed_at"), headers=env.headers)
+        return [i["id"] for i in r.json()["results"]]
+
+    async def test_bulk_view_moves_insights_to_the_front(self, client, env, frozen):
+        a = await create(client, env, name="a")
+        clock.freeze("2020-01-12T13:00:00Z")
+        b = await create(client, env, name="b")
+        assert await self.order(client, env) == [b["id"], a["id"]]
+        clock.freeze("2020-01-12T14:00:00Z")
+        r = await client.post(url(env, "viewed/"), json={"insight_ids": [a["id"], 999999999]}, headers=env.headers)
+        assert r.status_code == 201 and r.content == b""
+        assert await self.order(client, env) == [a["id"], b["id"]]
+        listed = (await client.get(url(env, "?order=-last_viewed_at"), headers=env.headers)).json()["results"]
+        assert listed[0]["last_viewed_at"].startswith("2020-01-12T14:00:00")
+
+    async def test_one_insight_by_id_or_short_id(self, client, env, frozen):
+        a = await create(client, env, name="a")
+        clock.freeze("2020-01-12T13:00:00Z")
+        b = await create(client, env, name="b")
+        clock.freeze("2020-01-12T14:00:00Z")
+        r = await client.post(url(env, f"{a['short_id']}/viewed/"), headers=env.headers)
+        assert r.status_code == 201
+        assert await self.order(client, env) == [a["id"], b["id"]]
+        assert (await client.post(url(env, "424242/viewed/"), headers=env.headers)).status_code == 404
+
+    @pytest.mark.parametrize("body", [{}, {"insight_ids": []}, {"insight_ids": 5}, {"insight_ids": "1,2"}])
+    async def test_insight_ids_must_be_a_non_empty_list(self, client, env, body):
+        r = await client.post(url(env, "viewed/"), json=body, headers=env.headers)
+        assert r.status_code == 400
+        assert r.json()["attr"] == "insight_ids" and r.json()["detail"] == "Must be a non-empty list of insight IDs"
+
+    async def test_other_environments_insights_are_skipped(self, client, env, other_env, frozen):
+        theirs = await create(client, other_env, name="theirs")
+        mine = await create(client, env, name="mine")
+        clock.freeze("2020-01-13T12:00:00Z")
+        r = await client.post(url(env, "viewed/"), json={"insight_ids": [theirs["id"], mine["id"]]},
+                              headers=env.headers)
+        assert r.status_code == 201
+        listed = (await client.get(url(other_env), headers=other_env.headers)).json()["results"]
+        assert listed[0]["last_viewed_at"].startswith("2020-01-12T12:00:00")  # their creation only
+        r = await client.post(url(env, f"{theirs['id']}/viewed/"), headers=env.headers)
+        assert r.status_code == 404
+
+    async def test_needs_insight_read(self, client, env):
+        key = await env.make_key(["dashboard:read"])
+        r = await client.post(url(env, "viewed/"), json={"insight_ids": [1]}, headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 403
+
+
 class TestActivity:
     async def test_change_types(self, client, env):
         d = (await client.post(f"/api/environments/{env.id}/dashboards/", json={"name": "D"}, headers=env.headers)).json()
