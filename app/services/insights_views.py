@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from app.schemas.insights import parse_insight_body, truthy
 from app.services import insights as service
 from app.services import insights_access as access
 from app.services import insights_snapshot as snapshots
-from app.services.insight_cache import FORCE_CACHE, parse_refresh
+from app.services.insight_cache import BLOCKING, FORCE_BLOCKING, FORCE_CACHE, parse_refresh
 from app.services.insights_list import list_insights
 from app.services.insights_repr import DashboardContext, Related, ReprOptions, represent
 from app.services.query_runner import QueryRunner
@@ -31,6 +32,9 @@ def make_runner(request: Request, session: AsyncSession, ctx: Context) -> QueryR
                          arq=state.arq, settings=state.settings)
     runner.arrived_at = getattr(request.state, "arrived_at", None)
     runner.release_session_before_compute = request.method == "GET"
+    joining = getattr(request.state, "retrieve_join", None)
+    if joining is not None:
+        runner.on_computed = joining.close
     snapshots.bind(state.redis)  # so this process' insight writes reach other processes' snapshots
     return runner
 
@@ -109,7 +113,60 @@ async def get_readable_insight(session: AsyncSession, ctx: Context, ref: str, *,
     return insight
 
 
-async def retrieve_view(request: Request, session: AsyncSession, ctx: Context, ref: str) -> dict[str, Any]:
+class _Retrieval:
+    """A computing retrieve in progress in this process, which identical requests of the same user
+    join (API.md §4: followers get the leader's body) until its computation has finished."""
+
+    __slots__ = ("future", "closed")
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True  # a request arriving from now on wants a computation at least this fresh
+
+
+_retrievals: dict[tuple, _Retrieval] = {}
+_JOINABLE = (FORCE_BLOCKING, BLOCKING)
+
+
+async def retrieve_view(request: Request, session: AsyncSession, ctx: Context, ref: str) -> Any:
+    """A retrieve; a computing one joins an identical request of the same user already computing in
+    this process. Such a follower has passed its own authentication and scope checks, and the
+    object permission is the same user's: it gets exactly the answer it would compute, without
+    making the leader wait behind its own work (under a burst of refreshes, that work came first)."""
+    if _refresh(request)[0] not in _JOINABLE:
+        return await _retrieve(request, session, ctx, ref)
+    key = (ctx.env.id, ctx.user.id, ref, request.scope.get("query_string", b""),
+           getattr(request.state, "response_format", None))
+    running = _retrievals.get(key)
+    if running is not None and not running.closed:
+        try:
+            answer = await asyncio.shield(running.future)
+        except Exception:
+            answer = None  # errors are not shared: answer on our own
+        if answer is not None:
+            return answer
+    mine = request.state.retrieve_join = _Retrieval()
+    if running is None or running.closed:
+        _retrievals[key] = mine
+    try:
+        answer = await _retrieve(request, session, ctx, ref)
+    except BaseException:
+        mine.future.set_result(None)
+        raise
+    else:
+        status = answer.get("query_status") if isinstance(answer, dict) else None
+        # A failed computation is not shared (the followers try for themselves).
+        mine.future.set_result(None if isinstance(status, dict) and status.get("error") else answer)
+        return answer
+    finally:
+        if _retrievals.get(key) is mine:
+            del _retrievals[key]
+
+
+async def _retrieve(request: Request, session: AsyncSession, ctx: Context, ref: str) -> Any:
     state = request.app.state
     short_id = request.query_params.get("short_id") or None  # empty: no filter (django-filter skips it)
     ttl = state.settings.auth_cache_seconds

@@ -8,7 +8,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from arq import ArqRedis
@@ -121,6 +121,8 @@ class QueryRunner:
         self.arrived_at: float | None = None
         # Set for GET requests, whose only writes are bookkeeping (view records, key last_used_at).
         self.release_session_before_compute = False
+        # Called once a computation of this runner has finished (identical retrieves stop joining it).
+        self.on_computed: Callable[[], None] | None = None
         # Keys read with the cache entries in the same Redis round trip (name → raw value, filled in).
         self.extra_reads: dict[str, Any] = {}
         # The Redis keys and raw values the last `resolve_many` read (None: it read nothing, or failed).
@@ -263,6 +265,9 @@ class QueryRunner:
             return self._failure(item, client_query_id, "concurrency_limit_exceeded", last_refresh=iso(clock.now()))
         except AppError as exc:
             return self._failure(item, client_query_id, exc.detail, last_refresh=None)
+        finally:
+            if self.on_computed is not None:
+                self.on_computed()
         response = cache.patch_custom_names(response, item.query)  # copy on write: followers share `response`
         return self._fields(response, key, requested, is_cached=False)
 

@@ -266,6 +266,68 @@ class TestCoalescing:
         assert results[5].status_code == 403
 
 
+class TestIdenticalRetrievesJoin:
+    """Identical computing retrieves of one user join the one already computing in the process
+    (app/services/insights_views.py `retrieve_view`); others do their own work."""
+
+    async def test_followers_do_not_build_their_own_answer(self, client, env, backends, frozen, monkeypatch):
+        from app.services import insights_views
+
+        insight = await make(client, env)
+        calls = 0
+        original = insights_views._retrieve
+
+        async def counted(*args, **kwargs):
+            nonlocal calls
+            calls += 1
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(insights_views, "_retrieve", counted)
+        bodies = await asyncio.gather(*[get(client, env, insight, "force_blocking") for _ in range(10)])
+        assert calls == 1 and await executions(backends, env) == 1
+        assert all(b == bodies[0] for b in bodies)
+
+    async def test_different_parameters_or_users_do_not_join(self, client, env, backends, frozen, monkeypatch):
+        from app.services import insights_views
+
+        insight = await make(client, env)
+        member = await env.make_key(["insight:read"])  # the same user: still joins
+        calls = 0
+        original = insights_views._retrieve
+
+        async def counted(*args, **kwargs):
+            nonlocal calls
+            calls += 1
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(insights_views, "_retrieve", counted)
+        await asyncio.gather(get(client, env, insight, "force_blocking"),
+                             get(client, env, insight, "force_blocking", extra="&client_query_id=x"),
+                             get(client, env, insight, "force_blocking", headers={"Authorization": f"Bearer {member}"}))
+        assert calls == 2  # the other query string answered on its own; the second key of the user joined
+
+    async def test_a_failed_leader_is_not_shared(self, client, env, frozen, monkeypatch):
+        from app.services import insights_views
+
+        insight = await make(client, env)
+        original = insights_views._retrieve
+        failed = []
+
+        async def first_fails(*args, **kwargs):
+            if not failed:
+                failed.append(True)
+                await asyncio.sleep(0.05)  # the others arrive and join meanwhile
+                raise RuntimeError("boom")
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(insights_views, "_retrieve", first_fails)
+        url = f"/api/environments/{env.id}/insights/{insight['id']}/?refresh=force_blocking"
+        results = await asyncio.gather(*[client.get(url, headers=env.headers) for _ in range(3)],
+                                       return_exceptions=True)
+        assert isinstance(results[0], RuntimeError) or results[0].status_code == 500
+        assert [r.status_code for r in results[1:]] == [200, 200]
+
+
 class TestConcurrencyLimit:
     async def test_limit_exceeded_status(self, client, env, backends, frozen):
         insight = await make(client, env)
