@@ -152,9 +152,11 @@ async def _attempt(redis: Redis, key: str, compute: Callable[[], Awaitable[dict[
             (seconds, micros), latest_raw, acquired, holder = replies
             if latest_raw is not None and arrived_at is not None:
                 # Microseconds on both sides: a computation that finished a moment before this
-                # request arrived must not count as fresh by rounding.
+                # request arrived must not count as fresh by rounding. Redis read its clock after
+                # `sent`, so measuring the wait up to `sent` (not up to the reply, which a busy loop
+                # may see tens of ms later) can only place the arrival later: never a stale reuse.
                 now_us = int(seconds) * 1_000_000 + int(micros)
-                not_before_us = now_us - int((time.perf_counter() - arrived_at) * 1_000_000)
+                not_before_us = now_us - int((sent - arrived_at) * 1_000_000)
                 latest = orjson.loads(latest_raw)
                 if latest.get("finished_us", 0) >= not_before_us:
                     if acquired:

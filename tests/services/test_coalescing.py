@@ -133,3 +133,28 @@ class TestSingleFlight:
                                        return_exceptions=True)
         assert all(isinstance(r, RuntimeError) for r in results) and compute.calls == 4
         assert coalescing._electing == {} and coalescing._running == {}
+
+
+class TestFreshnessUnderASlowLoop:
+    async def test_a_result_published_before_arrival_is_not_reused_when_the_reply_is_seen_late(
+            self, backends, key, monkeypatch):
+        """The caller's arrival is placed on Redis' clock from the moment the command was sent, not
+        from when a busy loop got round to the reply: otherwise a result published just before a
+        sequential request arrived looked fresh to it."""
+        seconds, micros = await backends.redis.time()
+        just_before = int(seconds) * 1_000_000 + int(micros) - 2_000  # published 2 ms before we arrive
+        await backends.redis.set(coalescing._latest_key(key),
+                                 orjson.dumps({"finished_us": just_before, "result": {"n": "old"}}))
+        arrived_at = time.perf_counter()
+        pipeline_class = type(backends.redis.pipeline())
+        original = pipeline_class.execute
+
+        async def late(self, *args, **kwargs):
+            replies = await original(self, *args, **kwargs)
+            await asyncio.sleep(0.1)  # the loop was busy: the reply is handled 100 ms later
+            return replies
+
+        monkeypatch.setattr(pipeline_class, "execute", late)
+        compute = Counter(delay=0)
+        assert await coalescing.single_flight(backends.redis, key, compute, arrived_at=arrived_at) == {"n": 1}
+        assert compute.calls == 1
