@@ -270,41 +270,34 @@ class TestIdenticalRetrievesJoin:
     """Identical computing retrieves of one user join the one already computing in the process
     (app/services/insights_views.py `retrieve_view`); others do their own work."""
 
-    async def test_followers_do_not_build_their_own_answer(self, client, env, backends, frozen, monkeypatch):
+    @pytest.fixture
+    def retrieves(self, monkeypatch) -> list[None]:
+        """One entry per retrieve that did its own work."""
         from app.services import insights_views
 
-        insight = await make(client, env)
-        calls = 0
+        calls: list[None] = []
         original = insights_views._retrieve
 
         async def counted(*args, **kwargs):
-            nonlocal calls
-            calls += 1
+            calls.append(None)
             return await original(*args, **kwargs)
 
         monkeypatch.setattr(insights_views, "_retrieve", counted)
+        return calls
+
+    async def test_followers_do_not_build_their_own_answer(self, client, env, backends, frozen, retrieves):
+        insight = await make(client, env)
         bodies = await asyncio.gather(*[get(client, env, insight, "force_blocking") for _ in range(10)])
-        assert calls == 1 and await executions(backends, env) == 1
+        assert len(retrieves) == 1 and await executions(backends, env) == 1
         assert all(b == bodies[0] for b in bodies)
 
-    async def test_different_parameters_or_users_do_not_join(self, client, env, backends, frozen, monkeypatch):
-        from app.services import insights_views
-
+    async def test_other_parameters_do_not_join_and_the_users_other_keys_do(self, client, env, frozen, retrieves):
         insight = await make(client, env)
         member = await env.make_key(["insight:read"])  # the same user: still joins
-        calls = 0
-        original = insights_views._retrieve
-
-        async def counted(*args, **kwargs):
-            nonlocal calls
-            calls += 1
-            return await original(*args, **kwargs)
-
-        monkeypatch.setattr(insights_views, "_retrieve", counted)
         await asyncio.gather(get(client, env, insight, "force_blocking"),
                              get(client, env, insight, "force_blocking", extra="&client_query_id=x"),
                              get(client, env, insight, "force_blocking", headers={"Authorization": f"Bearer {member}"}))
-        assert calls == 2  # the other query string answered on its own; the second key of the user joined
+        assert len(retrieves) == 2  # the other query string answered on its own; the user's second key joined
 
     async def test_a_failed_leader_is_not_shared(self, client, env, frozen, monkeypatch):
         from app.services import insights_views
