@@ -51,13 +51,7 @@ class TestEmbeddedPostgres:
             assert _postgres_pids(data) == left  # adopted, not a second server
         finally:
             pg.stop()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _postgres_pids(data):
-            time.sleep(0.1)
-        survivors = _postgres_pids(data)
-        for pid in survivors:  # leave no server behind when the assertion fails
-            subprocess.run(["kill", "-TERM", str(pid)], check=False)
-        assert not survivors, "the adopted server outlived its last live holder"
+        assert _gone(_postgres_pids, data), "the adopted server outlived its last live holder"
 
 
 def _redis_pids(data_dir: Path) -> set[int]:

@@ -3,6 +3,7 @@ in-process auth/snapshot caches, rendered-JSON reuse, coalescing followers, rout
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import pytest
@@ -24,6 +25,15 @@ BASIC = {"id", "short_id", "name", "derived_name", "filters", "query", "dashboar
          "last_refresh", "refreshing", "saved", "tags", "updated_at", "created_by", "created_at", "last_modified_at",
          "favorited", "user_access_level", "last_viewed_at"}
 
+
+async def _poll(client, env, query_id: str):
+    """GET query/{id}/ until it stops answering 202 (at most 10 s)."""
+    for _ in range(400):
+        r = await client.get(f"/api/environments/{env.id}/query/{query_id}/", headers=env.headers)
+        if r.status_code != 202:
+            return r
+        await asyncio.sleep(0.025)
+    return r
 
 def base(env) -> str:
     return f"/api/environments/{env.id}/insights/"
@@ -212,12 +222,7 @@ async def test_query_status_lifecycle(client, env):
     status = r["query_status"]
     assert status["id"] == made["filters_hash"] and status["query_async"] is True
     assert status["team_id"] == env.id
-    import asyncio
-    for _ in range(400):
-        p = await client.get(f"/api/environments/{env.id}/query/{status['id']}/", headers=env.headers)
-        if p.status_code != 202:
-            break
-        await asyncio.sleep(0.025)
+    p = await _poll(client, env, status["id"])
     assert p.status_code == 200, p.text
     assert p.json()["query_status"]["complete"] is True
     cached = (await client.get(f"{base(env)}{made['id']}/", headers=env.headers)).json()
@@ -266,7 +271,6 @@ async def test_refresh_values(client, env):
 
 
 async def test_concurrent_identical_retrieves(client, env):
-    import asyncio
     made = await create_insight(client, env, VIZ)
     url = f"{base(env)}{made['id']}/?refresh=force_blocking"
     rs = await asyncio.gather(*(client.get(url, headers=env.headers) for _ in range(4)))
@@ -502,17 +506,12 @@ async def test_sql_insight_uses_minute_staleness(client, env):
 
 
 async def test_failed_background_calculation(client, env):
-    import asyncio
 
     bad = {"kind": "DataVisualizationNode", "source": {"kind": "HogQLQuery", "query": "select nope_nope from events"}}
     made = await create_insight(client, env, bad)
     url = f"{base(env)}{made['id']}/"
     status = (await client.get(f"{url}?refresh=force_async", headers=env.headers)).json()["query_status"]
-    for _ in range(400):
-        p = await client.get(f"/api/environments/{env.id}/query/{status['id']}/", headers=env.headers)
-        if p.status_code != 202:
-            break
-        await asyncio.sleep(0.025)
+    p = await _poll(client, env, status["id"])
     assert p.status_code == 400, p.text
     body = p.json()["query_status"]
     assert body["complete"] is True and body["error"] is True and body["error_message"]
