@@ -26,6 +26,15 @@ _CASTS = {"string": "toString", "text": "toString", "float": "toFloat", "double"
 _INTERVALS = {"second", "minute", "hour", "day", "week", "month", "quarter", "year"}
 
 
+def int_type(value: int) -> str:
+    """The type ClickHouse gives an integer literal (PostHog prints numbers inline): the smallest
+    unsigned type for values >= 0, the smallest signed one otherwise, so `if(1, …)` takes a UInt8."""
+    bits = next((b for b in (8, 16, 32, 64) if (0 <= value < 2**b if value >= 0 else -2**(b - 1) <= value)), 64)
+    if value >= 0:
+        return f"UInt{bits}"
+    return f"Int{bits}"
+
+
 class Expressions(WindowsAndLambdas):
     """Needs from its host: `fail`, `query`, `order`, `tz`, `property_types`, `values`, `variables`."""
 
@@ -43,7 +52,8 @@ class Expressions(WindowsAndLambdas):
         if isinstance(node, exp.Neg):
             inner = self.expr(node.this, ctx)
             if isinstance(inner, ir.Param) and isinstance(inner.value, (int, float)):
-                return ir.Param(-inner.value, "Int64" if isinstance(inner.value, int) else "Float64")
+                value = -inner.value
+                return ir.Param(value, int_type(value) if isinstance(value, int) else "Float64")
             return ir.BinOp(ir.Op.SUB, ir.Const(0), inner)
         if type(node) in _CMP:
             return ir.BinOp(_CMP[type(node)], self.expr(node.this, ctx), self.expr(node.expression, ctx))
@@ -94,7 +104,7 @@ class Expressions(WindowsAndLambdas):
         if isinstance(node, exp.Identifier):  # sqlglot leaves a lambda's arguments bare in its body
             if node.name in ctx.lambdas:
                 return ir.Column(ctx.lambdas[node.name])
-            raise self.fail(f"Unknown field {node.name[:120]!r}", node)
+            raise self.fail(f"Unable to resolve field: {node.name[:120]}", node)
         if isinstance(node, exp.Lambda):
             raise self.fail("A lambda (x -> …) is only allowed as the first argument of "
                             + ", ".join(sorted(F.HIGHER_ORDER)), node)
@@ -115,7 +125,7 @@ class Expressions(WindowsAndLambdas):
                 value = int(text)
                 if value >= 2**64:
                     raise ValueError
-                return ir.Param(value, "Int64" if value < 2**63 else "UInt64")
+                return ir.Param(value, int_type(value))
             number = float(text)
         except ValueError:
             raise self.fail(f"Invalid number {text[:40]!r}", node) from None
@@ -166,7 +176,7 @@ class Expressions(WindowsAndLambdas):
         raw = node.this if isinstance(node.this, str) else node.name
         name = F.canonical(raw)
         if name is None:
-            raise self.fail(f"Function {raw[:60]!r} is not allowed in HogQL", node)
+            raise self.fail(f"Unsupported function call '{raw[:60]}(...)'", node)
         if name in F.WINDOW_ONLY and not over:
             raise self.fail(f"{name}() is a window function; it needs OVER (…)", node)
         if name in F.HIGHER_ORDER and not isinstance(node, exp.ParameterizedAgg):
@@ -266,7 +276,7 @@ class Expressions(WindowsAndLambdas):
         for src in ctx.order:
             if self.has_field(src, parts[0]):
                 return self.source_field(src, parts, node)
-        raise self.fail(f"Unknown field {'.'.join(map(str, parts))[:120]!r}", node)
+        raise self.fail(f"Unable to resolve field: {'.'.join(map(str, parts))[:120]}", node)
 
     def placeholder(self, name: str, node: exp.Expression) -> ir.Expr:
         if name not in self.values:
@@ -299,7 +309,7 @@ class Expressions(WindowsAndLambdas):
         if isinstance(value, bool):
             return ir.Param(value, "Bool")
         if isinstance(value, int) and -2**63 <= value < 2**63:
-            return ir.Param(value, "Int64")
+            return ir.Param(value, int_type(value))
         if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
             return ir.Param(value, "Float64")
         if isinstance(value, str):
@@ -315,7 +325,7 @@ class Expressions(WindowsAndLambdas):
 
     def source_field(self, src: Source, parts: list, node: exp.Expression) -> ir.Expr:
         first, rest = parts[0], parts[1:]
-        bad = self.fail(f"Unknown field {'.'.join(map(str, parts))[:120]!r}", node)
+        bad = self.fail(f"Unable to resolve field: {'.'.join(map(str, parts))[:120]}", node)
         if src.table == "subquery":
             if first not in src.outputs or rest:
                 raise bad

@@ -206,7 +206,7 @@ class Lowerer(Expressions):
         """`*` (every source) or `t.*`: the public fields of each table, or a subquery's columns."""
         table = node.args.get("table") if isinstance(node, exp.Column) else None
         if table is not None and table.name not in ctx.sources:
-            raise self.fail(f"Unknown table {table.name!r}", node)
+            raise self.fail(f"Unknown table `{table.name[:120]}`", node)
         sources = [ctx.sources[table.name]] if table is not None else ctx.order
         if not sources:
             raise self.fail("SELECT * needs a FROM", node)
@@ -265,7 +265,7 @@ class Lowerer(Expressions):
             if not isinstance(node.this, exp.Identifier):
                 raise self.fail("Table functions are not allowed", node)
             if node.args.get("db") or node.args.get("catalog"):
-                raise self.fail(f"Unknown table {node.sql(dialect='clickhouse')!r}; only "
+                raise self.fail(f"Unknown table `{node.sql(dialect='clickhouse')[:120]}`; only "
                                 f"{', '.join(TABLES)} can be queried", node)
             if any(node.args.get(k) for k in ("sample", "final", "hints", "version", "when")):
                 raise self.fail("Table modifiers (SAMPLE, FINAL) are not supported", node)
@@ -279,7 +279,7 @@ class Lowerer(Expressions):
                 self._register(ctx, user_alias or name, src)
                 return _Pending(src, ir.Subquery(inner))
             if name not in TABLES:
-                raise self.fail(f"Unknown table {name!r}; only {', '.join(TABLES)} can be queried", node)
+                raise self.fail(f"Unknown table `{name[:120]}`; only {', '.join(TABLES)} can be queried", node)
             src = Source(gen, name)
             if name == "events":
                 src.hooks = EventsHooks(lambda c, s=src: self._event_col(s, c),

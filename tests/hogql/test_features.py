@@ -210,7 +210,7 @@ class TestLambdas:
         body = await error(client, data, "SELECT arrayMap((x, y) -> x, [1])")
         assert "one argument per array" in body["detail"] and body["attr"] == "query.query"
         body = await error(client, data, "SELECT arrayMap(x -> currentUser(), [1])")
-        assert "'currentUser' is not allowed" in body["detail"]
+        assert "Unsupported function call 'currentUser(...)'" in body["detail"]
 
 
 class TestWindows:
