@@ -51,11 +51,7 @@ async def get_insight(session: AsyncSession, environment_id: int, ref: str, *, s
 
 
 async def record_view(session: AsyncSession, *, insight: Insight, user: User) -> None:
-    now = clock.now()
-    stmt = insert(InsightViewed).values(environment_id=insight.environment_id, insight_id=insight.id,
-                                        user_id=user.id, last_viewed_at=now)
-    await session.execute(stmt.on_conflict_do_update(constraint="uq_insight_viewed_insight_id",
-                                                     set_={"last_viewed_at": now}))
+    await record_views(session, environment_id=insight.environment_id, user=user, insight_ids=[insight.id])
 
 
 async def record_views(session: AsyncSession, *, environment_id: int, user: User, insight_ids: list[int]) -> None:
