@@ -177,6 +177,7 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
             try:
                 await migrate_clickhouse(executor, database=settings.clickhouse_database,
                                          cluster=settings.clickhouse_cluster)
+                await executor.recover()
             except Exception as exc:
                 if settings.embedded_clickhouse:
                     _fail(

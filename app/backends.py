@@ -66,6 +66,7 @@ class Backends:
             if run_migrations:
                 await migrate_clickhouse(clickhouse, database=settings.clickhouse_database,
                                          cluster=settings.clickhouse_cluster)
+                await clickhouse.recover()
         except BaseException:
             if embedded_redis is not None:
                 embedded_redis.stop()

@@ -45,15 +45,15 @@ log = logging.getLogger("app.ingestion")
 MAX_BATCH_EVENTS = 50_000
 MAX_PENDING_EVENTS = 1_000_000
 MAX_INFLIGHT = 2
-# Each ClickHouse insert costs a roughly fixed 10–20 ms of CPU (a new part now, merging it later)
-# whatever its size, so fewer, larger inserts are what throughput needs (benchmarks/RESULTS.md):
+# Each ClickHouse write costs a fixed ~2 ms of CPU (chDB's per-query work) on top of its rows, so
+# fewer, larger writes are what throughput needs (benchmarks/RESULTS.md):
 # - a second batch is written alongside a running one only once it has CONCURRENT_MIN_EVENTS;
 #   smaller ones gather until the running write ends (their latency grows by at most one write);
 # - an idle writer lets submissions that arrive together gather: it starts a batch when none came
 #   for LINGER_SECONDS, or MAX_LINGER_SECONDS after it woke.
-CONCURRENT_MIN_EVENTS = 2_000
-LINGER_SECONDS = 0.002
-MAX_LINGER_SECONDS = 0.010
+CONCURRENT_MIN_EVENTS = 400
+LINGER_SECONDS = 0.001
+MAX_LINGER_SECONDS = 0.005
 RECENT_UUIDS = 1_000_000
 # A batch that loses a compare-and-set race with another process is prepared again, after a short
 # random pause (so two processes contending for the same persons fall out of step), at most this many times.
@@ -352,7 +352,7 @@ class IngestionWriter:
                     if isinstance(outcome, BaseException):
                         raise outcome
             # Events last: a visible event always has its person rows.
-            await self.clickhouse.insert("events", EVENT_COLUMNS, prepared.event_rows)
+            await self.clickhouse.append("events", EVENT_COLUMNS, prepared.event_rows)
         except PersonConflict as exc:
             # Nothing was written (the transaction rolled back before any ClickHouse insert).
             for key in prepared.fresh:

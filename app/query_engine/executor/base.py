@@ -91,6 +91,13 @@ class ClickHouseExecutor(Protocol):
     async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Batched insert; `table` and `columns` come from the fixed catalog."""
 
+    async def append(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """A durable insert whose rows may reach `table` up to about a second later (the embedded
+        engine stages small ones, see `staging`); reads through this executor see them at once."""
+
+    async def recover(self) -> None:
+        """Finish appends an earlier process left unfinished: once, at startup, by the data's owner."""
+
     async def cancel(self, query_id: str) -> bool:
         """Kill a running query; True when one was found."""
 

@@ -49,6 +49,7 @@ from app.query_engine.executor.base import (
     render_settings_clause,
     settings_dict,
 )
+from app.query_engine.executor.staging import STAGED_KEYS, StagedTable, recover_staged
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,10 @@ class ChdbExecutor:
         # behind a slow report holding every query connection.
         self.insert_pool_size = insert_pool_size
         # pools + control + one spare: a thread is never the bottleneck, a connection is.
-        self._threads = ThreadPoolExecutor(max_workers=pool_size + insert_pool_size + 2, thread_name_prefix="chdb",
+        self._threads = ThreadPoolExecutor(max_workers=pool_size + 2, thread_name_prefix="chdb",
                                            initializer=_yield_cpu_to_requests)
+        # Inserts run at normal priority: a capture request is acknowledged only when its insert ends.
+        self._insert_threads = ThreadPoolExecutor(max_workers=insert_pool_size, thread_name_prefix="chdb-insert")
         self._open_lock = asyncio.Lock()
         self._slots: list[_Slot] = []
         self._pool: _SlotPool | None = None
@@ -152,6 +155,7 @@ class ChdbExecutor:
         self._cancel_requested: set[str] = set()
         self._abandoned: set[str] = set()  # callers gone, queries maybe still running
         self._background: set[asyncio.Task[Any]] = set()
+        self._staged: dict[str, StagedTable] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -197,9 +201,16 @@ class ChdbExecutor:
     async def close(self) -> None:
         if self._closed:
             return
+        if self._pool is not None:
+            for staged in self._staged.values():  # appended rows reach their tables before we go
+                try:
+                    await staged.close()
+                except Exception as exc:  # they stay staged; `recover` moves them at the next start
+                    log.error("could not move staged rows into %s: %s", staged.table, exc)
         self._closed = True
         if self._pool is None or self._control is None or self._inserts is None:
             self._threads.shutdown(wait=False)
+            self._insert_threads.shutdown(wait=False)
             return
         # Shutting down should not wait for a long report: kill what is still running.
         for query_id in list(self._inflight):
@@ -219,6 +230,7 @@ class ChdbExecutor:
         for slot in self._slots:
             _close_quietly(slot.conn)
         self._threads.shutdown(wait=False)
+        self._insert_threads.shutdown(wait=False)
 
     # --- protocol ----------------------------------------------------------------------------
 
@@ -242,6 +254,7 @@ class ChdbExecutor:
         # value substituted later in the text can therefore never forge it.
         text = f"{query_tag(qid)} {body}\n{clause}"
         encoded = encode_params(params)
+        await self._settle_appends()
         if qid in self._inflight:
             # Same answer as a ClickHouse server gives (QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING).
             raise ClickHouseError(f"a query with id {qid!r} is already running", 216)
@@ -256,6 +269,7 @@ class ChdbExecutor:
         self, sql: str, params: dict[str, Any] | None = None, *, use_database: bool = True
     ) -> None:
         # `use_database` needs no handling: the database exists as soon as we are connected.
+        await self._settle_appends()
         await self._call("query", self._command_sync, sql, encode_params(params))
 
     async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -269,6 +283,44 @@ class ChdbExecutor:
             settings += ", max_threads = 1, max_insert_threads = 1"
         sql = f"INSERT INTO {target} ({cols}) SETTINGS {settings}"
         await self._call("insert", self._insert_sync, sql, rows)
+
+    async def append(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Durable once it returns; staged (see `staging`) when `table` allows it and the batch is
+        capture-sized, so the row reaches `table` within STAGE_SECONDS. Reads through this executor
+        see it at once. One executor per data path may append."""
+        if not rows:
+            return
+        if table not in STAGED_KEYS or len(rows) >= SMALL_INSERT_ROWS:
+            await self.insert(table, columns, rows)
+            return
+        staged = self._staged.get(table)
+        if staged is None:
+            staged = self._staged[table] = StagedTable(self.database, table, columns, run=self._run_insert_lane,
+                                                       insert=self.insert)
+        elif staged.columns != tuple(columns):
+            raise ValueError(f"appends to {table!r} must name the columns {staged.columns}")
+        await staged.append(rows)
+
+    async def recover(self) -> None:
+        """Move rows a previous process left staged (only the owner of the data path, at startup)."""
+        await recover_staged(self.database, run=self._run_insert_lane, select=self._select_query_lane)
+
+    async def _settle_appends(self) -> None:
+        for staged in self._staged.values():
+            if staged.dirty:
+                try:
+                    # Shielded: a cancelled reader must not stop a move between its copy and its emptying.
+                    await asyncio.shield(staged.flush())
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the read goes ahead without them; the mover keeps trying
+                    log.error("could not move staged rows into %s before a read: %s", staged.table, exc)
+
+    async def _run_insert_lane(self, sql: str) -> None:
+        await self._call("insert", self._command_sync, sql, {})
+
+    async def _select_query_lane(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return (await self._call("query", self._select_sync, sql, encode_params(params))).rows
 
     async def cancel(self, query_id: str) -> bool:
         local = query_id in self._inflight
@@ -324,7 +376,7 @@ class ChdbExecutor:
         slot = await q.get()
         loop = asyncio.get_running_loop()
         try:
-            fut = loop.run_in_executor(self._threads, fn, slot, *args)
+            fut = loop.run_in_executor(self._insert_threads if lane == "insert" else self._threads, fn, slot, *args)
         except BaseException:
             q.put_nowait(slot)
             raise

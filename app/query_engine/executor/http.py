@@ -132,6 +132,13 @@ class HttpExecutor:
         except httpx.TransportError as exc:
             raise ClickHouseUnavailable(f"ClickHouse unreachable: {exc!r}") from exc
 
+    async def append(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        # A ClickHouse server merges on its own cores, and several API processes may write: no staging.
+        await self.insert(table, columns, rows)
+
+    async def recover(self) -> None:
+        return None
+
     async def cancel(self, query_id: str) -> bool:
         qid = {"qid": check_query_id(query_id)}
         if not self.cluster:

@@ -391,6 +391,10 @@ class TestConcurrency:
                                           lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         assert nice == os.getpriority(os.PRIO_PROCESS, 0) + chdb_module.ENGINE_NICE or nice == 19
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != nice  # the loop's thread is not lowered
+        # Inserts keep normal priority: capture acknowledgements wait for them.
+        insert_nice = await loop.run_in_executor(ch_executor._insert_threads,
+                                                 lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        assert insert_nice == os.getpriority(os.PRIO_PROCESS, 0)
 
     async def test_ping(self, ch_executor):
         assert await ch_executor.ping() is True

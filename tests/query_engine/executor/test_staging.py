@@ -1,0 +1,169 @@
+"""Staged appends on the embedded engine (app/query_engine/executor/staging.py), against real chDB.
+
+Each test gets a database of its own on the session's chDB path, so dropping or recovering stage
+tables never touches the stages the rest of the suite is writing through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+
+import pytest
+
+from app.clickhouse.ddl import EVENTS_COLUMNS
+from app.clickhouse.migrations import migrate_clickhouse
+from app.query_engine.executor import staging
+from app.query_engine.executor.chdb import SMALL_INSERT_ROWS, ChdbExecutor
+from app.query_engine.executor.staging import stage_name
+from tests.query_engine.executor.test_chdb import _event_row, _team
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+COLUMNS = [c for c in EVENTS_COLUMNS if c != "inserted_at"]
+
+
+def _rows(team_id: int, count: int, start: int = 0) -> list[tuple]:
+    index = EVENTS_COLUMNS.index("inserted_at")
+    return [r[:index] + r[index + 1:] for r in (_event_row(team_id, i, f"s{i}") for i in range(start, start + count))]
+
+
+@pytest.fixture
+async def own(ch_executor):
+    """A second executor on the session's chDB path, in a database of its own."""
+    if not isinstance(ch_executor, ChdbExecutor):
+        pytest.skip("staging is a feature of the embedded engine (the HTTP executor inserts directly)")
+    database = f"staging_{uuid.uuid4().hex[:12]}"
+    executor = ChdbExecutor(ch_executor.path, database, pool_size=1)
+    await migrate_clickhouse(executor, database=database)
+    yield executor
+    await executor.close()
+    await ch_executor.command(f"DROP DATABASE IF EXISTS `{database}`", use_database=False)
+
+
+async def _peek(ch_executor, database: str, table: str, team_id: int) -> int:
+    """Count rows without flushing `own`'s stages (the session executor stages nothing in that database)."""
+    result = await ch_executor.execute(f"SELECT count() FROM `{database}`.`{table}` WHERE team_id = {{t:Int64}}",
+                                       {"t": team_id})
+    return result.rows[0][0]
+
+
+async def _stage_exists(ch_executor, database: str, index: int) -> bool:
+    result = await ch_executor.execute("SELECT count() FROM system.tables WHERE database = {d:String} AND name = {n:String}",
+                                       {"d": database, "n": stage_name("events", index)})
+    return result.rows[0][0] == 1
+
+
+class TestAppend:
+    async def test_reads_through_the_executor_see_appended_rows_at_once(self, own):
+        team = _team()
+        await own.append("events", COLUMNS, _rows(team, 300))
+        result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team})
+        assert result.rows == [(300, 300)]
+
+    async def test_rows_wait_in_the_stage_then_reach_the_table_within_a_second(self, own, ch_executor):
+        team = _team()
+        started = time.monotonic()
+        await own.append("events", COLUMNS, _rows(team, 200))
+        assert await _peek(ch_executor, own.database, stage_name("events", 0), team) == 200  # durable, staged
+        while await _peek(ch_executor, own.database, "events", team) < 200:
+            assert time.monotonic() - started < 1.5, "staged rows did not reach events"
+            await asyncio.sleep(0.02)
+        assert await _peek(ch_executor, own.database, "events", team) == 200
+        assert await _peek(ch_executor, own.database, stage_name("events", 0), team) == 0  # emptied after the move
+
+    async def test_materialized_columns_are_computed_by_the_move(self, own):
+        team = _team()
+        row = dict(zip(COLUMNS, _rows(team, 1)[0]))
+        row["properties"] = '{"$session_id": "0190a3c2-6f1e-7000-8000-000000000001", "$group_0": "acme"}'
+        row["elements_chain"] = 'a:href="/pricing"attr_id="buy"text="Buy"'
+        await own.append("events", COLUMNS, [tuple(row[c] for c in COLUMNS)])
+        result = await own.execute(
+            "SELECT `$session_id`, `$group_0`, elements_chain_href, elements_chain_ids, elements_chain_texts"
+            " FROM events WHERE team_id = {t:Int64}", {"t": team})
+        assert result.rows == [("0190a3c2-6f1e-7000-8000-000000000001", "acme", "/pricing", ["buy"], ["Buy"])]
+
+    async def test_large_batches_are_inserted_directly(self, own, ch_executor):
+        team = _team()
+        await own.append("events", COLUMNS, _rows(team, SMALL_INSERT_ROWS))
+        assert await _peek(ch_executor, own.database, "events", team) == SMALL_INSERT_ROWS
+        assert not await _stage_exists(ch_executor, own.database, 0)
+
+    async def test_tables_without_staging_are_inserted_directly(self, own, ch_executor):
+        await own.append("person", ["id", "created_at", "team_id", "properties", "is_identified", "version"],
+                         [(uuid.uuid4(), "2024-01-01 00:00:00", 7, "{}", 0, 1)])
+        result = await ch_executor.execute(f"SELECT count() FROM `{own.database}`.person WHERE team_id = 7")
+        assert result.rows == [(1,)]
+
+    async def test_columns_must_stay_the_same(self, own):
+        await own.append("events", COLUMNS, _rows(_team(), 1))
+        with pytest.raises(ValueError, match="must name the columns"):
+            await own.append("events", COLUMNS[:-1], [r[:-1] for r in _rows(_team(), 1)])
+
+    async def test_concurrent_appends_and_moves_store_every_row_once(self, own):
+        team = _team()
+
+        async def writer(n: int) -> None:
+            await asyncio.sleep(random.random() * 0.05)
+            await own.append("events", COLUMNS, _rows(team, 50, start=n * 50))
+
+        async def reader() -> None:
+            for _ in range(10):
+                await asyncio.sleep(random.random() * 0.02)
+                await own.execute("SELECT 1")  # every read moves what is staged
+
+        await asyncio.gather(*(writer(n) for n in range(40)), reader(), reader())
+        result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team})
+        assert result.rows == [(2000, 2000)]
+
+    async def test_close_moves_what_is_staged(self, own, ch_executor, monkeypatch):
+        monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
+        team = _team()
+        await own.append("events", COLUMNS, _rows(team, 120))
+        assert await _peek(ch_executor, own.database, "events", team) == 0
+        await own.close()
+        assert await _peek(ch_executor, own.database, "events", team) == 120
+
+    async def test_a_move_repeated_after_a_failure_skips_rows_already_copied(self, own, monkeypatch):
+        monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
+        team = _team()
+        rows = _rows(team, 100)
+        await own.append("events", COLUMNS, rows)
+        # The copy of the first 40 had happened when the move failed (before the stage was emptied).
+        await own.insert("events", COLUMNS, rows[:40])
+        own._staged["events"]._stages[0].suspect = True
+        await own._staged["events"].flush()
+        result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team})
+        assert result.rows == [(100, 100)]
+
+
+class TestRecover:
+    async def _leave_stage(self, executor: ChdbExecutor, index: int, rows: list[tuple]) -> None:
+        """What a process killed with rows staged leaves behind."""
+        db, cols = f"`{executor.database}`", ", ".join(f"`{c}`" for c in COLUMNS)
+        await executor.command(f"CREATE TABLE {db}.`{stage_name('events', index)}` ENGINE = StripeLog"
+                               f" AS SELECT {cols} FROM {db}.events WHERE 0")
+        await executor.insert(stage_name("events", index), COLUMNS, rows)
+
+    async def test_recover_moves_staged_rows_once_and_drops_the_stages(self, own, ch_executor):
+        team = _team()
+        rows = _rows(team, 90)
+        await self._leave_stage(own, 0, rows[:60])
+        await self._leave_stage(own, 1, rows[60:])
+        # Killed between the copy of stage 0 and its emptying: 25 of its rows are in events already.
+        await own.insert("events", COLUMNS, rows[:25])
+        await own.recover()
+        result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team})
+        assert result.rows == [(90, 90)]
+        assert not await _stage_exists(ch_executor, own.database, 0)
+        assert not await _stage_exists(ch_executor, own.database, 1)
+        # Appending afterwards creates fresh stages.
+        await own.append("events", COLUMNS, _rows(team, 5, start=1000))
+        result = await own.execute("SELECT count() FROM events WHERE team_id = {t:Int64}", {"t": team})
+        assert result.rows == [(95,)]
+
+    async def test_recover_with_nothing_staged_is_a_no_op(self, own):
+        assert await staging.recover_staged(own.database, run=own._run_insert_lane,
+                                            select=own._select_query_lane) == 0
