@@ -2,15 +2,18 @@
 
 Three tiers, cheapest first:
 1. an in-process set of recently written uuids (exact for this process);
-2. Redis claims shared by every API process: one Lua call per batch sets `p` (pending, short
-   TTL) on unseen keys and reports existing ones; a committed batch turns its claims into `d`
-   (done, DONE_TTL) and a failed batch deletes them, so a retry of a failed write is never
-   mistaken for a duplicate. A claim left `p` by a crashed process expires in PENDING_TTL;
-3. the ClickHouse events table, asked only about uuids another request holds as pending, or about
-   everything when Redis is unavailable. (Asking ClickHouse for every batch costs a read of the
-   team's whole day of uuids, which grows with volume; see benchmarks/RESULTS.md.)
+2. Redis claims shared by every API process: one Lua call per batch sets a claim (TTL CLAIM_TTL)
+   on each unseen key and reports the keys already claimed. A failed batch deletes its claims,
+   so a retry of a failed write is never mistaken for a duplicate; a committed batch leaves them;
+3. the ClickHouse events table, asked only about keys that were already claimed (a resend after a
+   commit, a claim left by a crashed process, or a copy another request is writing right now), or
+   about everything when Redis is unavailable. (Asking ClickHouse for every batch costs a read of
+   the team's whole day of uuids, which grows with volume; see benchmarks/RESULTS.md.) Earlier, a
+   second Redis pass marked committed claims "done" so that resends skipped ClickHouse; resends
+   are rare and the in-process set answers most of them, while that pass cost every event ~3 µs
+   of CPU (benchmarks/RESULTS.md, ingestion).
 
-A copy resent more than DONE_TTL after the original is not caught by tier 2; the events table is a
+A copy resent more than CLAIM_TTL after the original is not caught by tier 2; the events table is a
 ReplacingMergeTree keyed on the uuid's hash, so same-timestamp copies still collapse on merge.
 """
 
@@ -26,25 +29,15 @@ from app.query_engine.executor.base import ClickHouseExecutor
 
 log = logging.getLogger("app.ingestion")
 
-DONE_TTL = 48 * 3600
-PENDING_TTL = 120
+CLAIM_TTL = 48 * 3600
 _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 
 _CLAIM = """
 local out = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, 'p', 'NX', 'EX', ARGV[1]) then
-    out[i] = 0
-  else
-    local v = redis.call('GET', key)
-    if v == 'd' then out[i] = 2 else out[i] = 1 end
-  end
+  if redis.call('SET', key, '1', 'NX', 'EX', ARGV[1]) then out[i] = 0 else out[i] = 1 end
 end
 return out
-"""
-_MARK = """
-for i, key in ipairs(KEYS) do redis.call('SET', key, 'd', 'EX', ARGV[1]) end
-return #KEYS
 """
 
 # A copy may land on another day after skew correction: look one day either side. The keys
@@ -70,7 +63,6 @@ class Deduplicator:
         self.clickhouse = clickhouse
         self.redis = redis
         self._claim = redis.register_script(_CLAIM) if redis is not None else None  # type: ignore[attr-defined]
-        self._mark = redis.register_script(_MARK) if redis is not None else None  # type: ignore[attr-defined]
 
     async def claim(self, candidates: list[tuple[Key, str, str, object]]) -> tuple[set[Key], list[Key]]:
         """candidates: (key, event, distinct_id, timestamp). Returns (duplicates, claimed)."""
@@ -79,35 +71,28 @@ class Deduplicator:
         if self._claim is None:
             return await self._lookup(candidates), []
         try:
-            states = await self._claim(keys=[redis_key(*c[0]) for c in candidates], args=[PENDING_TTL])
+            states = await self._claim(keys=[redis_key(*c[0]) for c in candidates], args=[CLAIM_TTL])
         except Exception as exc:  # Redis down: ClickHouse answers alone (slower, still correct)
             log.warning("dedup claims unavailable, asking ClickHouse: %s", exc)
             return await self._lookup(candidates), []
-        duplicates: set[Key] = set()
         claimed: list[Key] = []
         contested = []
         for candidate, state in zip(candidates, states):
             if state == 0:
                 claimed.append(candidate[0])
-            elif state == 2:
-                duplicates.add(candidate[0])
             else:
                 contested.append(candidate)
-        if contested:
-            duplicates |= await self._lookup(contested)
+        duplicates = await self._lookup(contested) if contested else set()
         return duplicates, claimed
 
-    async def settle(self, keys: list[Key], *, written: bool) -> None:
+    async def release(self, keys: list[Key]) -> None:
+        """A batch that was not written gives its claims back (claims left behind expire anyway)."""
         if self.redis is None or not keys:
             return
-        encoded = [redis_key(*k) for k in keys]
         try:
-            if written:
-                await self._mark(keys=encoded, args=[DONE_TTL])  # type: ignore[misc]
-            else:
-                await self.redis.delete(*encoded)  # type: ignore[attr-defined]
-        except Exception as exc:  # pending claims expire by themselves
-            log.warning("could not settle dedup claims: %s", exc)
+            await self.redis.delete(*[redis_key(*k) for k in keys])  # type: ignore[attr-defined]
+        except Exception as exc:
+            log.warning("could not release dedup claims: %s", exc)
 
     async def _lookup(self, candidates: Iterable[tuple[Key, str, str, object]]) -> set[Key]:
         by_team: dict[int, list] = {}

@@ -121,7 +121,7 @@ class IngestionWriter:
         self._pg_turn: asyncio.Future[None] | None = None
         self._stale = False
         self._pg_failures = 0
-        self._tasks: set[asyncio.Task[Any]] = set()  # after-acknowledgement work (dedup settle, publish)
+        self._tasks: set[asyncio.Task[Any]] = set()  # after-acknowledgement work (publishing person changes)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -358,7 +358,7 @@ class IngestionWriter:
             for key in prepared.fresh:
                 self._recent.pop(_recent_key(key), None)
             if self.dedup is not None:
-                await self.dedup.settle(prepared.claimed, written=False)
+                await self.dedup.release(prepared.claimed)
             metrics.incr("capture_batches_conflicted_total")
             log.info("ingestion batch lost a person update race, preparing it again: %s", exc)
             if requeue:
@@ -375,7 +375,7 @@ class IngestionWriter:
             for key in prepared.fresh:
                 self._recent.pop(_recent_key(key), None)
             if self.dedup is not None:
-                await self.dedup.settle(prepared.claimed, written=False)
+                await self.dedup.release(prepared.claimed)
             metrics.incr("capture_batches_failed_total")
             log.error("ingestion batch failed: %s", exc)
             self._fail(prepared.submissions, exc)
@@ -388,11 +388,6 @@ class IngestionWriter:
         for sub, flags in zip(prepared.submissions, prepared.results):
             if not sub.future.done():
                 sub.future.set_result(flags)
-        if self.dedup is not None:
-            # After the acknowledgement, off the latency path (and not holding an in-flight slot): a
-            # crash before this leaves the claims pending, and a resend meeting a pending claim is
-            # checked against ClickHouse.
-            self._background(self.dedup.settle(prepared.claimed, written=True))
         return True
 
     def _background(self, coro: Any) -> None:

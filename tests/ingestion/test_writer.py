@@ -57,3 +57,28 @@ async def test_stop_flushes_accepted_events(env, backends):
     assert await count(backends.clickhouse, env.id) == 200
     with pytest.raises(WriterUnavailable):
         await writer.submit(env.id, make_events(1))
+
+
+async def test_resend_to_another_process_is_found_in_clickhouse(app, env, backends):
+    events = make_events(8, "resend")
+    assert await app.state.ingestion.writer.submit(env.id, events) == [True] * 8
+    # A second writer stands for another API process: its in-process set has never seen these
+    # uuids, the Redis claims send it to ClickHouse, which has them.
+    other = IngestionWriter(backends.clickhouse, backends.sessionmaker, redis=backends.redis)
+    other.start()
+    try:
+        assert await other.submit(env.id, events + make_events(2, "resend-new")) == [False] * 8 + [True] * 2
+    finally:
+        await other.stop()
+    assert await count(backends.clickhouse, env.id) == 10
+
+
+async def test_claim_left_by_a_crashed_process_does_not_drop_the_event(app, env, backends):
+    from app.ingestion.dedup import CLAIM_TTL, redis_key
+
+    events = make_events(3, "orphan")
+    # Claimed by a process that died before writing: the claim exists, the rows do not.
+    for ev in events:
+        await backends.redis.set(redis_key(env.id, ev.uuid), b"1", ex=CLAIM_TTL)
+    assert await app.state.ingestion.writer.submit(env.id, events) == [True] * 3
+    assert await count(backends.clickhouse, env.id) == 3
