@@ -9,9 +9,11 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 from fastapi.openapi.utils import get_openapi
 
 from app import clock
@@ -104,6 +106,23 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+class TallyApp(FastAPI):
+    """FastAPI with a short way in for capture POSTs (`capture.direct_post`): they keep the request
+    context (request id, security headers, access log, the 500 envelope) and skip everything else.
+    Every other request, and capture's GET/OPTIONS, goes through the full stack."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._direct_capture = RequestContextMiddleware(capture.direct_post)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in capture.DIRECT_POST:
+            scope["app"] = self
+            await self._direct_capture(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings, *, backends: Backends | None = None, first_start: bool = False) -> FastAPI:
     """Build the app. With `backends` given (tests), the caller owns them; otherwise the lifespan
     opens and closes them."""
@@ -156,7 +175,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None, first_st
             if owned:
                 await opened.close()
 
-    app = FastAPI(
+    app = TallyApp(
         title="Tally",
         version="0.1.0",
         description=API_DESCRIPTION,

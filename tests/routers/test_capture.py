@@ -218,3 +218,33 @@ class TestDedupAndTimestamps:
         assert rows["skewed"] == "2026-11-26 11:59:30.000000"
         assert rows["offset"] == "2026-11-26 11:59:55.000000"
         assert rows["future"] == "2026-11-26 12:00:00.000000"
+
+
+class TestDirectLane:
+    """Capture POSTs skip FastAPI's routing (app.main.TallyApp) but keep the request context."""
+
+    async def test_request_id_and_security_headers(self, client, env, backends):
+        r = await client.post("/batch/", json=envelope(env, event("lane")), headers={"X-Request-ID": "lane-req-1"})
+        assert r.status_code == 200 and r.json() == {"status": 1}
+        assert r.headers["x-request-id"] == "lane-req-1"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"
+        assert await count(backends.clickhouse, env.id) == 1
+
+    async def test_an_unexpected_error_is_the_500_envelope(self, app, client, env):
+        ingestion, app.state.ingestion = app.state.ingestion, None  # capture's service is missing
+        try:
+            r = await client.post("/i/v1/analytics/events", json={"batch": []}, headers={"X-Request-ID": "lane-req-2"})
+        finally:
+            app.state.ingestion = ingestion
+        assert r.status_code == 500
+        assert r.json() == {"type": "server_error", "code": "error", "detail": "A server error occurred.",
+                            "attr": None}
+        assert r.headers["x-request-id"] == "lane-req-2"
+
+    async def test_other_methods_still_take_the_routes(self, client, env):
+        r = await client.get("/batch/", params={"data": '{"event": "g", "distinct_id": "d"}',
+                                                "api_key": env.creds.project_api_key})
+        assert r.status_code == 200 and r.json() == {"status": 1}
+        r = await client.put("/batch/", json=envelope(env, event("p")))
+        assert r.status_code == 405
