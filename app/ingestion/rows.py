@@ -30,6 +30,15 @@ def properties_json(properties: dict[str, Any]) -> str:
         return json.dumps(properties, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def properties_value(properties: dict[str, Any]) -> orjson.Fragment:
+    """The `properties` column's value in a row: the JSON text, embedded as is by `encode_rows`
+    (serialising it to a string and escaping that string again cost ~1 µs per event)."""
+    try:
+        return orjson.Fragment(orjson.dumps(properties))
+    except TypeError:  # integers beyond 64 bits
+        return orjson.Fragment(properties_json(properties))
+
+
 def group_columns(person: EventPerson) -> tuple[Any, ...]:
     """groupN_properties then groupN_created_at: each named group's state at ingestion time (§9.6)."""
     if person.groups is None:
@@ -41,7 +50,7 @@ def group_columns(person: EventPerson) -> tuple[Any, ...]:
 
 def event_row(team_id: int, ev: Event, person: EventPerson, now: datetime, historical: bool) -> tuple[Any, ...]:
     return (
-        ev.uuid, ev.event, properties_json(ev.properties), ev.timestamp, team_id, ev.distinct_id,
+        ev.uuid, ev.event, properties_value(ev.properties), ev.timestamp, team_id, ev.distinct_id,
         ev.elements_chain, now, person.person_id, person.created_at, person.properties_json,
         *group_columns(person),
         person.mode, historical,

@@ -309,6 +309,10 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot insert value of type {type(value).__name__}")
 
 
+# Settings every JSONCompactEachRow insert runs with (see `encode_rows`).
+INSERT_SETTINGS = "date_time_input_format = 'best_effort', input_format_json_read_objects_as_strings = 1"
+
+
 def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
     """Rows as a `JSONCompactEachRow` body (`[..],[..]`, which ClickHouse accepts).
 
@@ -317,6 +321,11 @@ def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
     `date_time_input_format = 'best_effort'`; naive datetimes are read as the column's zone.
     orjson encodes 100k event rows in a few tens of milliseconds; integers beyond 64 bits fall
     back to the stdlib encoder.
+
+    A value may be an `orjson.Fragment` holding a JSON object's text: it is embedded unescaped,
+    and a String column stores the object's text exactly as sent
+    (`input_format_json_read_objects_as_strings`, see INSERT_SETTINGS). The stdlib fallback cannot
+    embed one (TypeError): a fragment's own big integers are the caller's to handle.
     """
     if not isinstance(rows, list):
         rows = list(rows)

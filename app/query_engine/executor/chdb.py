@@ -36,6 +36,7 @@ from app.query_engine.executor.base import (
     ClickHouseCancelled,
     ClickHouseError,
     ClickHouseUnavailable,
+    INSERT_SETTINGS,
     ExecuteSettings,
     QueryProgress,
     QueryResult,
@@ -277,7 +278,7 @@ class ChdbExecutor:
             return
         cols = ", ".join(quote_identifier(c) for c in columns)
         target = f"{quote_identifier(self.database)}.{quote_identifier(table)}"
-        settings = "date_time_input_format = 'best_effort'"
+        settings = INSERT_SETTINGS
         if len(rows) < SMALL_INSERT_ROWS:
             # Capture-sized inserts: thread fan-out costs more than it saves (~25 % less CPU).
             settings += ", max_threads = 1, max_insert_threads = 1"

@@ -86,7 +86,9 @@ class HttpExecutor:
             user=user,
             password=password,
             database=database,
+            # As base.INSERT_SETTINGS (sent as request settings here).
             date_time_input_format="best_effort",
+            input_format_json_read_objects_as_strings=1,
         )
 
     async def execute(
