@@ -57,11 +57,19 @@ class PersonState:
     version: int
     dids: set[str] = field(default_factory=set)  # distinct ids known (in this process) to map here
     _json: str | None = None
+    _created: tuple[datetime, datetime] | None = None  # (created_at, it without microseconds)
 
     def properties_json(self) -> str:
         if self._json is None:
             self._json = orjson.dumps(self.properties).decode()
         return self._json
+
+    def created_at_seconds(self) -> datetime:
+        """`created_at` to the second (as event rows carry it), remembered until it changes."""
+        cached = self._created
+        if cached is None or cached[0] is not self.created_at:
+            cached = self._created = (self.created_at, self.created_at.replace(microsecond=0))
+        return cached[1]
 
     def touched(self) -> None:
         self._json = None
@@ -144,6 +152,8 @@ class Loader(Protocol):
 
 
 def _update_properties(props: dict[str, Any], event_props: dict[str, Any]) -> bool:
+    if "$set" not in event_props and "$set_once" not in event_props and "$unset" not in event_props:
+        return False
     changed = False
     set_once = event_props.get("$set_once")
     if isinstance(set_once, dict):
@@ -212,13 +222,14 @@ class PersonProcessor:
         # Dropped only here, between batches: mid-batch the view must hold every prefetched id.
         if view is None or len(view.persons) > MAX_CACHED_IDS:
             view = self.teams[team_id] = TeamView()
-        wanted: set[str] = set()
+        wanted = {ev.distinct_id for ev in events}
         for ev in events:
-            wanted.add(ev.distinct_id)
-            other = _merge_partner(ev)
-            if other is not None:
-                wanted.add(other)
-        missing = [d for d in wanted if d not in view.persons or d not in view.personless_checked]
+            if ev.event in _MERGE_EVENTS:
+                other = _merge_partner(ev)
+                if other is not None:
+                    wanted.add(other)
+        # Set operations on the dict's keys run in C: the common "all known" case costs little.
+        missing = list((wanted - view.personless_checked) | (wanted - view.persons.keys()))
         if missing:
             found, personless = await self.loader.load_ids(team_id, missing)
             for did in missing:
@@ -297,7 +308,7 @@ class PersonProcessor:
             # §9.7: the row shows the event's own $set even where the person is not updated
             # (or the same event's $unset, applied last, removed the key again).
             properties_json = orjson.dumps({**person.properties, **to_set}).decode()
-        return EventPerson(person.id, properties_json, person.created_at.replace(microsecond=0), "full", groups)
+        return EventPerson(person.id, properties_json, person.created_at_seconds(), "full", groups)
 
     def group_type_index(self, team_id: int, ev: Event) -> int | None:
         """The index a processed `$groupidentify` event's `$group_type` maps to (None: none)."""
