@@ -2,10 +2,13 @@
 
 8 concurrent clients each POST 100-event posthog-python-style batches over keep-alive
 connections (a minimal raw HTTP/1.1 client, so the load generator costs little CPU on the same
-machine) for DURATION seconds. Then the server is stopped and, in this process, the same kind of
-rows (built by the capture row builder) are inserted through the executor: in 100-row batches from
-8 concurrent tasks (the like-for-like comparison) and in one bulk insert (the engine's ceiling).
-Results are printed and appended to benchmarks/RESULTS.md.
+machine). After a warm-up, ROUNDS consecutive windows of DURATION seconds are measured on the same
+server (throughput swings by ±15 % between windows here, see RESULTS.md; the median window is the
+figure), with the server's CPU per event by thread from /proc. Then the server is stopped and, in
+this process, the same kind of rows (built by the capture row builder) are inserted through the
+executor: in 100-row batches from 8 concurrent tasks (the like-for-like comparison) and in one bulk
+insert (the engine's ceiling). Results are printed and appended to benchmarks/RESULTS.md
+(BENCH_NO_RECORD=1: print only).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 CLIENTS = 8
 BATCH = 100
 DURATION = float(os.environ.get("BENCH_DURATION", "20"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WARMUP = 3.0
 USERS = 5_000
 
@@ -69,10 +73,12 @@ def _body(token: str, seq: int) -> bytes:
     return orjson.dumps({"api_key": token, "batch": batch, "sent_at": now, "historical_migration": False})
 
 
-async def _client(port: int, token: str, stop_at: float, warm_until: float, latencies: list[float],
+async def _client(port: int, token: str, rounds: list[tuple[float, float]], latencies: list[list[float]],
                   counter: list[int], offset: int) -> None:
+    """Requests until the last round ends; each completed one counts in the round it started in."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     seq = offset
+    stop_at = rounds[-1][1]
     try:
         while time.perf_counter() < stop_at:
             body = _body(token, seq)
@@ -91,12 +97,43 @@ async def _client(port: int, token: str, stop_at: float, warm_until: float, late
             elapsed = time.perf_counter() - started
             if b" 200 " not in status_line:
                 raise RuntimeError(f"unexpected answer {status_line!r}")
-            if started >= warm_until:
-                latencies.append(elapsed)
-                counter[0] += BATCH
-            counter[1] += BATCH
+            for index, (begin, end) in enumerate(rounds):
+                if begin <= started < end:
+                    latencies[index].append(elapsed)
+            counter[0] += BATCH
     finally:
         writer.close()
+
+
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of the server's threads, grouped: the event loop (the main thread), chDB's
+    engine threads, its background merges, and the rest (our worker threads, others)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        group = ("event loop" if task.name == str(pid) else "merges" if name.startswith("MergeMutate")
+                 else "engine" if name.startswith(("ThreadPool", "QueryPipeline", "QueryCompPipe")) else "other threads")
+        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def _children_cpu(pid: int) -> float:
+    """CPU seconds of the embedded PostgreSQL and Redis processes `serve` started."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -114,21 +151,34 @@ def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> Non
     raise RuntimeError("server did not become healthy")
 
 
-async def _load(port: int, token: str) -> dict:
-    latencies: list[float] = []
-    counter = [0, 0]
-    start = time.perf_counter()
-    warm_until, stop_at = start + WARMUP, start + WARMUP + DURATION
-    await asyncio.gather(*(_client(port, token, stop_at, warm_until, latencies, counter, i) for i in range(CLIENTS)))
-    measured = time.perf_counter() - warm_until
-    latencies.sort()
-    return {
-        "events_per_s": counter[0] / measured,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-        "requests": len(latencies),
-        "acknowledged": counter[1],
-    }
+async def _load(port: int, token: str, pid: int) -> dict:
+    start = time.perf_counter() + WARMUP
+    rounds = [(start + i * DURATION, start + (i + 1) * DURATION) for i in range(ROUNDS)]
+    latencies: list[list[float]] = [[] for _ in rounds]
+    counter = [0]
+    cpu: list[tuple[dict[str, float], float]] = []
+
+    async def sample() -> None:
+        for begin, _ in rounds + [(rounds[-1][1], 0.0)]:
+            await asyncio.sleep(max(0.0, begin - time.perf_counter()))
+            cpu.append((_thread_cpu(pid), _children_cpu(pid)))
+
+    await asyncio.gather(sample(), *(_client(port, token, rounds, latencies, counter, i) for i in range(CLIENTS)))
+    results = []
+    for index, lat in enumerate(latencies):
+        lat.sort()
+        events = len(lat) * BATCH
+        threads = {k: cpu[index + 1][0].get(k, 0.0) - cpu[index][0].get(k, 0.0) for k in cpu[index + 1][0]}
+        threads["PostgreSQL + Redis"] = cpu[index + 1][1] - cpu[index][1]
+        results.append({
+            "events_per_s": events / DURATION,
+            "p50_ms": lat[len(lat) // 2] * 1000,
+            "p99_ms": lat[int(len(lat) * 0.99)] * 1000,
+            "requests": len(lat),
+            "us_per_event": {k: v / events * 1e6 for k, v in threads.items()},
+        })
+    median = sorted(results, key=lambda r: r["events_per_s"])[len(results) // 2]
+    return {"rounds": results, "median": median, "acknowledged": counter[0]}
 
 
 async def _raw_insert(data_dir: Path, database: str, total: int) -> dict:
@@ -177,7 +227,7 @@ def main() -> None:
     try:
         _wait_healthy(port, proc)
         token = json.loads((data_dir / "credentials.json").read_text())["project_api_key"]
-        load = asyncio.run(_load(port, token))
+        load = asyncio.run(_load(port, token, proc.pid))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -185,14 +235,19 @@ def main() -> None:
         raw = asyncio.run(_raw_insert(data_dir, "tally", min(load["acknowledged"], 300_000)))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-    ratio = load["events_per_s"] / raw["raw_100_rows_per_s"]
+    median = load["median"]
+    ratio = median["events_per_s"] / raw["raw_100_rows_per_s"]
+    cpu = ", ".join(f"{k} {v:.1f}" for k, v in sorted(median["us_per_event"].items(), key=lambda kv: -kv[1]))
     lines = [
         f"### ingestion — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {describe()}"
         f" — load average {load_before:.1f} at start (other processes share these cores)",
         "",
-        f"- `/batch/` end to end, {CLIENTS} clients × {BATCH}-event batches, {DURATION:.0f} s:"
-        f" **{load['events_per_s']:,.0f} events/s**, p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms"
-        f" ({load['requests']:,} requests measured)",
+        f"- `/batch/` end to end, {CLIENTS} clients × {BATCH}-event batches, median of {ROUNDS} windows of"
+        f" {DURATION:.0f} s: **{median['events_per_s']:,.0f} events/s**, p50 {median['p50_ms']:.1f} ms,"
+        f" p99 {median['p99_ms']:.1f} ms ({median['requests']:,} requests in that window)",
+        "- every window: " + "; ".join(f"{r['events_per_s']:,.0f} events/s, p99 {r['p99_ms']:.0f} ms"
+                                     for r in load["rounds"]),
+        f"- server CPU per event in the median window, µs: {cpu}",
         f"- raw executor insert of the same rows, {BATCH}-row batches from {CLIENTS} tasks:"
         f" {raw['raw_100_rows_per_s']:,.0f} rows/s → end to end = {ratio:.0%} of it",
         f"- raw executor bulk insert (one insert): {raw['raw_bulk_rows_per_s']:,.0f} rows/s",
@@ -200,6 +255,8 @@ def main() -> None:
         "",
     ]
     print("\n".join(lines))
+    if os.environ.get("BENCH_NO_RECORD"):
+        return
     with RESULTS.open("a") as fh:
         if fh.tell() == 0:
             fh.write("# Benchmark results\n\n")
