@@ -31,28 +31,43 @@ def _rows(team_id: int, count: int, start: int = 0) -> list[tuple]:
 
 
 @pytest.fixture
-async def own(ch_executor):
-    """A second executor on the session's chDB path, in a database of its own."""
-    if not isinstance(ch_executor, ChdbExecutor):
-        pytest.skip("staging is a feature of the embedded engine (the HTTP executor inserts directly)")
+async def chdb_path(ch_executor, tmp_path_factory) -> str:
+    """chDB opens one data path per process: the session's, when the session runs on chDB."""
+    if isinstance(ch_executor, ChdbExecutor):
+        return ch_executor.path
+    return str(tmp_path_factory.mktemp("staging-chdb"))
+
+
+@pytest.fixture
+async def own(chdb_path):
+    """An appending executor in a database of its own on the session's chDB path."""
     database = f"staging_{uuid.uuid4().hex[:12]}"
-    executor = ChdbExecutor(ch_executor.path, database, pool_size=1)
+    executor = ChdbExecutor(chdb_path, database, pool_size=1)
     await migrate_clickhouse(executor, database=database)
     yield executor
     await executor.close()
-    await ch_executor.command(f"DROP DATABASE IF EXISTS `{database}`", use_database=False)
+    cleanup = ChdbExecutor(chdb_path, database, pool_size=1)
+    await cleanup.command(f"DROP DATABASE IF EXISTS `{database}`", use_database=False)
+    await cleanup.close()
 
 
-async def _peek(ch_executor, database: str, table: str, team_id: int) -> int:
-    """Count rows without flushing `own`'s stages (the session executor stages nothing in that database)."""
-    result = await ch_executor.execute(f"SELECT count() FROM `{database}`.`{table}` WHERE team_id = {{t:Int64}}",
-                                       {"t": team_id})
+@pytest.fixture
+async def peek(chdb_path):
+    """Another executor on the same path, which stages nothing: it reads without moving `own`'s stages."""
+    executor = ChdbExecutor(chdb_path, "tally_staging_peek", pool_size=1)
+    yield executor
+    await executor.close()
+
+
+async def _peek(peek, database: str, table: str, team_id: int) -> int:
+    result = await peek.execute(f"SELECT count() FROM `{database}`.`{table}` WHERE team_id = {{t:Int64}}",
+                                {"t": team_id})
     return result.rows[0][0]
 
 
-async def _stage_exists(ch_executor, database: str, index: int) -> bool:
-    result = await ch_executor.execute("SELECT count() FROM system.tables WHERE database = {d:String} AND name = {n:String}",
-                                       {"d": database, "n": stage_name("events", index)})
+async def _stage_exists(peek, database: str, index: int) -> bool:
+    result = await peek.execute("SELECT count() FROM system.tables WHERE database = {d:String} AND name = {n:String}",
+                                {"d": database, "n": stage_name("events", index)})
     return result.rows[0][0] == 1
 
 
@@ -63,16 +78,24 @@ class TestAppend:
         result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team})
         assert result.rows == [(300, 300)]
 
-    async def test_rows_wait_in_the_stage_then_reach_the_table_within_a_second(self, own, ch_executor):
+    async def test_appended_rows_wait_in_the_stage(self, own, peek, monkeypatch):
+        monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
+        team = _team()
+        await own.append("events", COLUMNS, _rows(team, 200))
+        assert await _peek(peek, own.database, stage_name("events", 0), team) == 200  # durable, staged
+        assert await _peek(peek, own.database, "events", team) == 0
+
+    async def test_staged_rows_reach_the_table_within_a_second_without_reads(self, own, peek):
         team = _team()
         started = time.monotonic()
         await own.append("events", COLUMNS, _rows(team, 200))
-        assert await _peek(ch_executor, own.database, stage_name("events", 0), team) == 200  # durable, staged
-        while await _peek(ch_executor, own.database, "events", team) < 200:
+        while await _peek(peek, own.database, "events", team) < 200:
             assert time.monotonic() - started < 1.5, "staged rows did not reach events"
             await asyncio.sleep(0.02)
-        assert await _peek(ch_executor, own.database, "events", team) == 200
-        assert await _peek(ch_executor, own.database, stage_name("events", 0), team) == 0  # emptied after the move
+        assert await _peek(peek, own.database, "events", team) == 200
+        while await _peek(peek, own.database, stage_name("events", 0), team):  # emptied after the move
+            assert time.monotonic() - started < 3.0, "the stage was not emptied"
+            await asyncio.sleep(0.02)
 
     async def test_materialized_columns_are_computed_by_the_move(self, own):
         team = _team()
@@ -85,16 +108,16 @@ class TestAppend:
             " FROM events WHERE team_id = {t:Int64}", {"t": team})
         assert result.rows == [("0190a3c2-6f1e-7000-8000-000000000001", "acme", "/pricing", ["buy"], ["Buy"])]
 
-    async def test_large_batches_are_inserted_directly(self, own, ch_executor):
+    async def test_large_batches_are_inserted_directly(self, own, peek):
         team = _team()
         await own.append("events", COLUMNS, _rows(team, SMALL_INSERT_ROWS))
-        assert await _peek(ch_executor, own.database, "events", team) == SMALL_INSERT_ROWS
-        assert not await _stage_exists(ch_executor, own.database, 0)
+        assert await _peek(peek, own.database, "events", team) == SMALL_INSERT_ROWS
+        assert not await _stage_exists(peek, own.database, 0)
 
-    async def test_tables_without_staging_are_inserted_directly(self, own, ch_executor):
+    async def test_tables_without_staging_are_inserted_directly(self, own, peek):
         await own.append("person", ["id", "created_at", "team_id", "properties", "is_identified", "version"],
                          [(uuid.uuid4(), "2024-01-01 00:00:00", 7, "{}", 0, 1)])
-        result = await ch_executor.execute(f"SELECT count() FROM `{own.database}`.person WHERE team_id = 7")
+        result = await peek.execute(f"SELECT count() FROM `{own.database}`.person WHERE team_id = 7")
         assert result.rows == [(1,)]
 
     async def test_columns_must_stay_the_same(self, own):
@@ -118,13 +141,13 @@ class TestAppend:
         result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team})
         assert result.rows == [(2000, 2000)]
 
-    async def test_close_moves_what_is_staged(self, own, ch_executor, monkeypatch):
+    async def test_close_moves_what_is_staged(self, own, peek, monkeypatch):
         monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
         team = _team()
         await own.append("events", COLUMNS, _rows(team, 120))
-        assert await _peek(ch_executor, own.database, "events", team) == 0
+        assert await _peek(peek, own.database, "events", team) == 0
         await own.close()
-        assert await _peek(ch_executor, own.database, "events", team) == 120
+        assert await _peek(peek, own.database, "events", team) == 120
 
     async def test_a_move_repeated_after_a_failure_skips_rows_already_copied(self, own, monkeypatch):
         monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
@@ -147,7 +170,7 @@ class TestRecover:
                                f" AS SELECT {cols} FROM {db}.events WHERE 0")
         await executor.insert(stage_name("events", index), COLUMNS, rows)
 
-    async def test_recover_moves_staged_rows_once_and_drops_the_stages(self, own, ch_executor):
+    async def test_recover_moves_staged_rows_once_and_drops_the_stages(self, own, peek):
         team = _team()
         rows = _rows(team, 90)
         await self._leave_stage(own, 0, rows[:60])
@@ -157,8 +180,8 @@ class TestRecover:
         await own.recover()
         result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team})
         assert result.rows == [(90, 90)]
-        assert not await _stage_exists(ch_executor, own.database, 0)
-        assert not await _stage_exists(ch_executor, own.database, 1)
+        assert not await _stage_exists(peek, own.database, 0)
+        assert not await _stage_exists(peek, own.database, 1)
         # Appending afterwards creates fresh stages.
         await own.append("events", COLUMNS, _rows(team, 5, start=1000))
         result = await own.execute("SELECT count() FROM events WHERE team_id = {t:Int64}", {"t": team})
