@@ -9,12 +9,12 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
-from typing import Any
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
 from fastapi.openapi.utils import get_openapi
+from starlette.types import Receive, Scope, Send
 
 from app import clock
 from app.backends import Backends

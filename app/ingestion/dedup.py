@@ -8,10 +8,9 @@ Three tiers, cheapest first:
 3. the ClickHouse events table, asked only about keys that were already claimed (a resend after a
    commit, a claim left by a crashed process, or a copy another request is writing right now), or
    about everything when Redis is unavailable. (Asking ClickHouse for every batch costs a read of
-   the team's whole day of uuids, which grows with volume; see benchmarks/RESULTS.md.) Earlier, a
-   second Redis pass marked committed claims "done" so that resends skipped ClickHouse; resends
-   are rare and the in-process set answers most of them, while that pass cost every event ~3 µs
-   of CPU (benchmarks/RESULTS.md, ingestion).
+   the team's whole day of uuids, which grows with volume; see benchmarks/RESULTS.md.) Committed
+   claims are not marked as such: resends are rare and the in-process set answers most of them,
+   while a second Redis pass to mark them cost every event ~3 µs of CPU.
 
 A copy resent more than CLAIM_TTL after the original is not caught by tier 2; the events table is a
 ReplacingMergeTree keyed on the uuid's hash, so same-timestamp copies still collapse on merge.
