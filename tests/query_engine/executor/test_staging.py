@@ -65,6 +65,12 @@ async def _peek(peek, database: str, table: str, team_id: int) -> int:
     return result.rows[0][0]
 
 
+async def _stored(own, team_id: int) -> tuple[int, int]:
+    """(rows, distinct uuids) of a team in `events`, read through `own` (which moves its stages first)."""
+    result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team_id})
+    return tuple(result.rows[0])
+
+
 async def _stage_exists(peek, database: str, index: int) -> bool:
     result = await peek.execute("SELECT count() FROM system.tables WHERE database = {d:String} AND name = {n:String}",
                                 {"d": database, "n": stage_name("events", index)})
@@ -75,8 +81,7 @@ class TestAppend:
     async def test_reads_through_the_executor_see_appended_rows_at_once(self, own):
         team = _team()
         await own.append("events", COLUMNS, _rows(team, 300))
-        result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team})
-        assert result.rows == [(300, 300)]
+        assert await _stored(own, team) == (300, 300)
 
     async def test_appended_rows_wait_in_the_stage(self, own, peek, monkeypatch):
         monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
@@ -138,8 +143,7 @@ class TestAppend:
                 await own.execute("SELECT 1")  # every read moves what is staged
 
         await asyncio.gather(*(writer(n) for n in range(40)), reader(), reader())
-        result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team})
-        assert result.rows == [(2000, 2000)]
+        assert await _stored(own, team) == (2000, 2000)
 
     async def test_close_moves_what_is_staged(self, own, peek, monkeypatch):
         monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
@@ -158,8 +162,7 @@ class TestAppend:
         await own.insert("events", COLUMNS, rows[:40])
         own._staged["events"]._stages[0].suspect = True
         await own._staged["events"].flush()
-        result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team})
-        assert result.rows == [(100, 100)]
+        assert await _stored(own, team) == (100, 100)
 
 
 class TestRecover:
@@ -178,8 +181,7 @@ class TestRecover:
         # Killed between the copy of stage 0 and its emptying: 25 of its rows are in events already.
         await own.insert("events", COLUMNS, rows[:25])
         await own.recover()
-        result = await own.execute("SELECT count(), uniqExact(uuid) FROM events WHERE team_id = {t:Int64}", {"t": team})
-        assert result.rows == [(90, 90)]
+        assert await _stored(own, team) == (90, 90)
         assert not await _stage_exists(peek, own.database, 0)
         assert not await _stage_exists(peek, own.database, 1)
         # Appending afterwards creates fresh stages.
