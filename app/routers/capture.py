@@ -3,6 +3,8 @@ with the project token in the payload, and every answer carries permissive CORS 
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.types import Receive, Scope, Send
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -97,9 +99,15 @@ async def _v0(request: Request) -> Response:
     return JSONResponse(OK, headers=_cors(request))
 
 
-def _register(path: str, endpoint, methods: list[str], summary: str | None) -> None:
+# Event capture POSTs by exact path, filled by `_register(direct=True)`: `direct_post` answers them.
+DIRECT_POST: dict[str, Any] = {}
+
+
+def _register(path: str, endpoint, methods: list[str], summary: str | None, *, direct: bool = False) -> None:
     """Both slash variants; only POST on the slash variant is documented (one operation id each)."""
     for variant in (path, path + "/"):
+        if direct:
+            DIRECT_POST[variant] = endpoint
         for method in methods:
             documented = summary is not None and method == "POST" and variant.endswith("/")
             suffix = "slash" if variant.endswith("/") else "bare"
@@ -110,7 +118,7 @@ def _register(path: str, endpoint, methods: list[str], summary: str | None) -> N
 
 
 for _path in _V0_PATHS:
-    _register(_path, _v0, _METHODS, f"Capture events ({_path})")
+    _register(_path, _v0, _METHODS, f"Capture events ({_path})", direct=True)
 
 
 async def _v1(request: Request) -> Response:
@@ -127,12 +135,7 @@ async def _v1(request: Request) -> Response:
     return JSONResponse({"results": results}, headers={**_cors(request), **echo})
 
 
-_register("/i/v1/analytics/events", _v1, ["POST", "OPTIONS"], "Capture events (v1, per-event results)")
-
-# Capture POSTs by exact path, for `direct_post`: the same endpoints as the routes above.
-DIRECT_POST = {variant: endpoint for path, endpoint in [*((p, _v0) for p in _V0_PATHS), ("/i/v1/analytics/events", _v1)]
-               for variant in (path, path + "/")}
-
+_register("/i/v1/analytics/events", _v1, ["POST", "OPTIONS"], "Capture events (v1, per-event results)", direct=True)
 
 async def direct_post(scope: Scope, receive: Receive, send: Send) -> None:
     """A capture POST answered without FastAPI's routing, dependency and middleware layers (the app

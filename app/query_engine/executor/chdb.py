@@ -312,8 +312,6 @@ class ChdbExecutor:
                 try:
                     # Shielded: a cancelled reader must not stop a move between its copy and its emptying.
                     await asyncio.shield(staged.flush())
-                except asyncio.CancelledError:
-                    raise
                 except Exception as exc:  # the read goes ahead without them; the mover keeps trying
                     log.error("could not move staged rows into %s before a read: %s", staged.table, exc)
 
