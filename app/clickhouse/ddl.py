@@ -273,6 +273,21 @@ def create_table(table: Table, database: str, cluster: str | None = None) -> lis
     return statements
 
 
+# Parts of `events` below this many uncompressed bytes are written in the compact format (one
+# data file) rather than the wide one (files per column). ClickHouse's default, 10 MB, made the
+# embedded engine's staged moves (a few seconds' worth of capture, ~10–30k rows) and the first
+# merges of their parts wide, and a wide part of that size cost ~5x the CPU per row of a compact
+# one (benchmarks/RESULTS.md, ingestion). Larger parts, from merges, are still wide.
+EVENTS_MIN_BYTES_FOR_WIDE_PART = 64 * 1024 * 1024
+
+
+def events_part_format(database: str, cluster: str | None = None) -> list[str]:
+    """The `events` storage table's part format setting (see EVENTS_MIN_BYTES_FOR_WIDE_PART)."""
+    target = f"{quote_identifier(database)}.{quote_identifier(local_name(EVENTS, cluster))}"
+    return [f"ALTER TABLE {target}{_on_cluster(cluster)}"
+            f" MODIFY SETTING min_bytes_for_wide_part = {int(EVENTS_MIN_BYTES_FOR_WIDE_PART)}"]
+
+
 def create_all_tables(database: str, cluster: str | None = None) -> list[str]:
     """Every statement of §10 for `database`, in creation order (local tables first)."""
     statements: list[str] = []

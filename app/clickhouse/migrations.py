@@ -46,6 +46,7 @@ def _cohort_tables(database: str, cluster: str | None) -> list[str]:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_tables", _initial_tables),
     Migration(2, "cohort_tables", _cohort_tables),
+    Migration(3, "events_compact_parts", ddl.events_part_format),
 )
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.clickhouse import ddl
 from app.clickhouse.migrations import render_all
 
 
-def _statement_for(statements: list[str], name: str) -> str:
-    (found,) = [s for s in statements if s.split("\n")[0].split(" ON CLUSTER")[0].endswith(f".`{name}`")]
+def _statement_for(statements: list[str], name: str, verb: str = "CREATE") -> str:
+    (found,) = [s for s in statements
+                if s.startswith(verb) and re.split(" ON CLUSTER| MODIFY", s.split("\n")[0])[0].endswith(f".`{name}`")]
     return found
 
 
@@ -31,7 +34,13 @@ class TestClusterVariant:
         statements = render_all("tally", "tally_cluster")
         assert statements[0] == "CREATE DATABASE IF NOT EXISTS `tally` ON CLUSTER `tally_cluster`"
         assert all("ON CLUSTER `tally_cluster`" in s for s in statements)
-        assert all("IF NOT EXISTS" in s for s in statements)
+        # Every statement may run twice (a migration that died half-way is run again).
+        assert all("IF NOT EXISTS" in s or " MODIFY SETTING " in s for s in statements)
+
+    def test_part_format_is_set_on_the_storage_table(self):
+        statement = _statement_for(render_all("tally", "tally_cluster"), "sharded_events", verb="ALTER")
+        assert statement == ("ALTER TABLE `tally`.`sharded_events` ON CLUSTER `tally_cluster`"
+                             " MODIFY SETTING min_bytes_for_wide_part = 67108864")
 
     @pytest.mark.parametrize("name", ["person", "person_distinct_id2", "person_distinct_id_overrides", "groups"])
     def test_person_tables_are_replicated_everywhere(self, name):
@@ -57,6 +66,8 @@ class TestSingleNodeVariant:
             "`$group_0` String MATERIALIZED replaceRegexpAll(JSONExtractRaw(properties, '$group_0'), '^\"|\"$', '')"
             in events
         )
+        assert _statement_for(render_all("tally"), "events", verb="ALTER") == (
+            "ALTER TABLE `tally`.`events` MODIFY SETTING min_bytes_for_wide_part = 67108864")
 
 
 class TestIdentifiers:

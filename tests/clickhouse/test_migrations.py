@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from app.clickhouse.ddl import EVENTS_COLUMNS
+from app.clickhouse.ddl import EVENTS_COLUMNS, EVENTS_MIN_BYTES_FOR_WIDE_PART
 from app.clickhouse.migrations import MIGRATIONS, MIGRATIONS_TABLE, migrate_clickhouse
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -122,6 +122,32 @@ class TestMigrate:
             await migrate_clickhouse(ch_executor, database="tally; DROP DATABASE x")
         with pytest.raises(ValueError):
             await migrate_clickhouse(ch_executor, database=ch_executor.database, cluster="c`x")
+
+
+class TestEventsPartFormat:
+    async def test_parts_up_to_the_threshold_are_compact(self, ch_executor):
+        # ~12 MB of rows: over ClickHouse's default wide-part threshold (10 MB), under ours. The
+        # rows go to a month no other test writes, so the part is the only one of its partition.
+        assert EVENTS_MIN_BYTES_FOR_WIDE_PART > 12 * 1024 * 1024
+        team_id = random.randint(10**12, 10**15)
+        ts = datetime(1987, 6, 1, tzinfo=timezone.utc)
+        props = json.dumps({"blob": "x" * 6000})
+        values = {
+            "event": "big", "properties": props, "timestamp": ts, "team_id": team_id, "distinct_id": "d",
+            "elements_chain": "", "created_at": ts, "person_id": uuid.uuid4(), "person_created_at": ts,
+            "person_properties": "{}", "person_mode": "full", "historical_migration": False, "inserted_at": ts,
+            **{f"group{i}_properties": "" for i in range(5)}, **{f"group{i}_created_at": ts for i in range(5)},
+        }
+        rows = [tuple(uuid.uuid4() if c == "uuid" else values[c] for c in EVENTS_COLUMNS) for _ in range(2_000)]
+        await ch_executor.insert("events", EVENTS_COLUMNS, rows)
+        result = await ch_executor.execute(
+            "SELECT part_type, rows, data_uncompressed_bytes FROM system.parts WHERE database = {db:String}"
+            " AND table = 'events' AND partition = '198706' AND active",
+            {"db": ch_executor.database},
+        )
+        [(part_type, count, size)] = result.rows
+        assert (part_type, count) == ("Compact", 2_000)
+        assert size > 10 * 1024 * 1024
 
 
 class TestMaterializedColumns:

@@ -33,8 +33,10 @@ from app.query_engine.executor.base import quote_identifier
 
 log = logging.getLogger(__name__)
 
-# How long an appended row may wait for its move (the spec allows about a second).
-STAGE_SECONDS = 0.25
+# How long an appended row may wait for its move (the spec allows about a second). Each move
+# writes one part: half a second of capture makes parts large enough that merging them costs
+# little, and small enough to stay compact (ddl.EVENTS_MIN_BYTES_FOR_WIDE_PART).
+STAGE_SECONDS = 0.5
 # Tables whose appends are staged, and the columns that identify a row (for a repeated move).
 STAGED_KEYS: dict[str, tuple[str, ...]] = {"events": ("team_id", "uuid")}
 
