@@ -87,6 +87,8 @@ class Deduplicator:
         except Exception as exc:  # Redis down: ClickHouse answers alone (slower, still correct)
             log.warning("dedup claims unavailable, asking ClickHouse: %s", exc)
             return await self._lookup(candidates), []
+        if b"1" not in states:  # the common case: every key was claimed now
+            return set(), [c[0] for c in candidates]
         claimed: list[Key] = []
         contested = []
         for candidate, state in zip(candidates, states):
