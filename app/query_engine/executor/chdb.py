@@ -277,13 +277,22 @@ class ChdbExecutor:
         if not rows:
             return
         cols = ", ".join(quote_identifier(c) for c in columns)
-        target = f"{quote_identifier(self.database)}.{quote_identifier(table)}"
+        await self._insert(f"{quote_identifier(self.database)}.{quote_identifier(table)} ({cols})", rows)
+
+    async def _insert_positional(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows that hold every column of `table` in its order: without a column list chDB spends
+        ~0.3 ms less per insert (a stage append costs ~2 ms). Only for tables whose columns were
+        checked (staging)."""
+        await self._insert(f"{quote_identifier(self.database)}.{quote_identifier(table)}", rows)
+
+    async def _insert(self, target: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
         settings = INSERT_SETTINGS
         if len(rows) < SMALL_INSERT_ROWS:
             # Capture-sized inserts: thread fan-out costs more than it saves (~25 % less CPU).
             settings += ", max_threads = 1, max_insert_threads = 1"
-        sql = f"INSERT INTO {target} ({cols}) SETTINGS {settings}"
-        await self._call("insert", self._insert_sync, sql, rows)
+        await self._call("insert", self._insert_sync, f"INSERT INTO {target} SETTINGS {settings}", rows)
 
     async def append(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Durable once it returns; staged (see `staging`) when `table` allows it and the batch is
@@ -297,7 +306,8 @@ class ChdbExecutor:
         staged = self._staged.get(table)
         if staged is None:
             staged = self._staged[table] = StagedTable(self.database, table, columns, run=self._run_insert_lane,
-                                                       insert=self.insert)
+                                                       insert=self._insert_positional,
+                                                       select=self._select_query_lane)
         elif staged.columns != tuple(columns):
             raise ValueError(f"appends to {table!r} must name the columns {staged.columns}")
         await staged.append(rows)

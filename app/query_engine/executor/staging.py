@@ -41,7 +41,7 @@ STAGE_SECONDS = 0.5
 STAGED_KEYS: dict[str, tuple[str, ...]] = {"events": ("team_id", "uuid")}
 
 Run = Callable[[str], Awaitable[None]]
-Insert = Callable[[str, Sequence[str], Sequence[Sequence[Any]]], Awaitable[None]]
+Insert = Callable[[str, Sequence[Sequence[Any]]], Awaitable[None]]  # rows holding every column, in order
 Select = Callable[[str, dict[str, Any]], Awaitable[list[tuple[Any, ...]]]]
 
 
@@ -71,11 +71,12 @@ class _Stage:
 
 
 class StagedTable:
-    def __init__(self, database: str, table: str, columns: Sequence[str], *, run: Run, insert: Insert) -> None:
+    def __init__(self, database: str, table: str, columns: Sequence[str], *, run: Run, insert: Insert,
+                 select: Select) -> None:
         if table not in STAGED_KEYS:
             raise ValueError(f"{table!r} is not a staged table")
         self.database, self.table, self.columns = database, table, tuple(columns)
-        self._run, self._insert = run, insert
+        self._run, self._insert, self._select = run, insert, select
         self._stages = (_Stage(stage_name(table, 0)), _Stage(stage_name(table, 1)))
         self._active = 0
         self._created = False
@@ -95,7 +96,7 @@ class StagedTable:
         stage.writing += 1
         stage.dirty = True  # even a failed append may have left rows (see `flush`)
         try:
-            await self._insert(stage.name, self.columns, rows)
+            await self._insert(stage.name, rows)
         finally:
             stage.writing -= 1
             if not stage.writing:
@@ -120,6 +121,14 @@ class StagedTable:
                 # Same column types as the target's; no MATERIALIZED columns (computed by the move).
                 await self._run(f"CREATE TABLE IF NOT EXISTS {db}.{quote_identifier(stage.name)} ENGINE = StripeLog"
                                 f" AS SELECT {cols} FROM {db}.{quote_identifier(self.table)} WHERE 0")
+                # Appends name no columns, so a stage must hold exactly ours, in order. One left with
+                # other columns (by a version whose stages `recover` did not move) is refused.
+                found = tuple(name for (name,) in await self._select(
+                    "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}"
+                    " ORDER BY position", {"db": self.database, "t": stage.name}))
+                if found != self.columns:
+                    raise RuntimeError(f"stage table {stage.name} has the columns {found}, not {self.columns};"
+                                       " it is moved by the startup recovery (`recover`)")
             self._created = True
 
     async def _move(self, index: int) -> None:

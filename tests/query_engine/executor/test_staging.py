@@ -189,6 +189,20 @@ class TestRecover:
         result = await own.execute("SELECT count() FROM events WHERE team_id = {t:Int64}", {"t": team})
         assert result.rows == [(95,)]
 
+    async def test_a_stage_with_other_columns_is_refused_until_recovered(self, own):
+        # Appends name no columns, so rows must never land in a stage whose columns differ (here:
+        # one left by a version whose rows had two columns the other way round).
+        team = _team()
+        swapped = [COLUMNS[1], COLUMNS[0], *COLUMNS[2:]]
+        db, cols = f"`{own.database}`", ", ".join(f"`{c}`" for c in swapped)
+        await own.command(f"CREATE TABLE {db}.`{stage_name('events', 0)}` ENGINE = StripeLog"
+                          f" AS SELECT {cols} FROM {db}.events WHERE 0")
+        with pytest.raises(RuntimeError, match="has the columns"):
+            await own.append("events", COLUMNS, _rows(team, 3))
+        await own.recover()
+        await own.append("events", COLUMNS, _rows(team, 3))
+        assert await _stored(own, team) == (3, 3)
+
     async def test_recover_with_nothing_staged_is_a_no_op(self, own):
         assert await staging.recover_staged(own.database, run=own._run_insert_lane,
                                             select=own._select_query_lane) == 0
