@@ -275,7 +275,7 @@ def create_table(table: Table, database: str, cluster: str | None = None) -> lis
 
 # Parts of `events` below this many uncompressed bytes are written in the compact format (one
 # data file) rather than the wide one (files per column). ClickHouse's default, 10 MB, made the
-# embedded engine's staged moves (a few seconds' worth of capture, ~10–30k rows) and the first
+# embedded engine's staged moves (half a second of capture under load, ~10–30k rows) and the first
 # merges of their parts wide, and a wide part of that size cost ~5x the CPU per row of a compact
 # one (benchmarks/RESULTS.md, ingestion). Larger parts, from merges, are still wide.
 EVENTS_MIN_BYTES_FOR_WIDE_PART = 64 * 1024 * 1024

@@ -274,8 +274,6 @@ class ChdbExecutor:
         await self._call("query", self._command_sync, sql, encode_params(params))
 
     async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
-            return
         cols = ", ".join(quote_identifier(c) for c in columns)
         await self._insert(f"{quote_identifier(self.database)}.{quote_identifier(table)} ({cols})", rows)
 

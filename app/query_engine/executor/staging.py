@@ -123,9 +123,7 @@ class StagedTable:
                                 f" AS SELECT {cols} FROM {db}.{quote_identifier(self.table)} WHERE 0")
                 # Appends name no columns, so a stage must hold exactly ours, in order. One left with
                 # other columns (by a version whose stages `recover` did not move) is refused.
-                found = tuple(name for (name,) in await self._select(
-                    "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}"
-                    " ORDER BY position", {"db": self.database, "t": stage.name}))
+                found = await _columns(self._select, self.database, stage.name)
                 if found != self.columns:
                     raise RuntimeError(f"stage table {stage.name} has the columns {found}, not {self.columns};"
                                        " it is moved by the startup recovery (`recover`)")
@@ -169,6 +167,12 @@ class StagedTable:
         await self.flush()
 
 
+async def _columns(select: Select, database: str, table: str) -> tuple[str, ...]:
+    rows = await select("SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}"
+                        " ORDER BY position", {"db": database, "t": table})
+    return tuple(name for (name,) in rows)
+
+
 async def recover_staged(database: str, *, run: Run, select: Select) -> int:
     """Copy what stages left by an earlier process hold into their targets (skipping rows already
     there), then drop them. Returns the number of stages recovered."""
@@ -181,9 +185,7 @@ async def recover_staged(database: str, *, run: Run, select: Select) -> int:
         if table not in STAGED_KEYS:
             continue
         quoted = f"{quote_identifier(database)}.{quote_identifier(name)}"
-        columns = [c for (c,) in await select(
-            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position",
-            {"db": database, "t": name})]
+        columns = await _columns(select, database, name)
         if columns:
             await run(_move_sql(database, table, name, columns, skip_present=True))
         await run(f"DROP TABLE {quoted}")
