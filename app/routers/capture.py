@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.types import Receive, Scope, Send
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from app.errors import AppError, error_responses
 from app.ingestion import metrics
@@ -136,6 +136,7 @@ async def _v1(request: Request) -> Response:
 
 
 _register("/i/v1/analytics/events", _v1, ["POST", "OPTIONS"], "Capture events (v1, per-event results)", direct=True)
+
 
 async def direct_post(scope: Scope, receive: Receive, send: Send) -> None:
     """A capture POST answered without FastAPI's routing, dependency and middleware layers (the app

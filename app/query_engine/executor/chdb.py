@@ -144,7 +144,9 @@ class ChdbExecutor:
         # pools + control + one spare: a thread is never the bottleneck, a connection is.
         self._threads = ThreadPoolExecutor(max_workers=pool_size + 2, thread_name_prefix="chdb",
                                            initializer=_yield_cpu_to_requests)
-        # Inserts run at normal priority: a capture request is acknowledged only when its insert ends.
+        # Insert threads run at normal priority: a capture request is acknowledged only when its insert
+        # ends. (The engine's own worker threads inherit the nice value of the thread that started
+        # them, mostly a query thread; un-nicing them measured no different, see README.)
         self._insert_threads = ThreadPoolExecutor(max_workers=insert_pool_size, thread_name_prefix="chdb-insert")
         self._open_lock = asyncio.Lock()
         self._slots: list[_Slot] = []

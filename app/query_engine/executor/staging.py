@@ -49,10 +49,13 @@ def stage_name(table: str, index: int) -> str:
     return f"{table}__staged_{index}"
 
 
+def _qualified(database: str, table: str) -> str:
+    return f"{quote_identifier(database)}.{quote_identifier(table)}"
+
+
 def _move_sql(database: str, table: str, stage: str, columns: Sequence[str], *, skip_present: bool) -> str:
-    db = quote_identifier(database)
     cols = ", ".join(quote_identifier(c) for c in columns)
-    target, source = f"{db}.{quote_identifier(table)}", f"{db}.{quote_identifier(stage)}"
+    target, source = _qualified(database, table), _qualified(database, stage)
     sql = f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {source}"
     if skip_present:
         key = ", ".join(quote_identifier(c) for c in STAGED_KEYS[table])
@@ -115,12 +118,11 @@ class StagedTable:
         async with self._create_lock:
             if self._created:
                 return
-            db = quote_identifier(self.database)
             cols = ", ".join(quote_identifier(c) for c in self.columns)
             for stage in self._stages:
                 # Same column types as the target's; no MATERIALIZED columns (computed by the move).
-                await self._run(f"CREATE TABLE IF NOT EXISTS {db}.{quote_identifier(stage.name)} ENGINE = StripeLog"
-                                f" AS SELECT {cols} FROM {db}.{quote_identifier(self.table)} WHERE 0")
+                await self._run(f"CREATE TABLE IF NOT EXISTS {_qualified(self.database, stage.name)} ENGINE = StripeLog"
+                                f" AS SELECT {cols} FROM {_qualified(self.database, self.table)} WHERE 0")
                 # Appends name no columns, so a stage must hold exactly ours, in order. One left with
                 # other columns (by a version whose stages `recover` did not move) is refused.
                 found = await _columns(self._select, self.database, stage.name)
@@ -139,7 +141,7 @@ class StagedTable:
         try:
             await self._run(_move_sql(self.database, self.table, stage.name, self.columns, skip_present=stage.suspect))
             stage.suspect = True  # copied: until it is emptied, a repeat must skip what is there
-            await self._run(f"TRUNCATE TABLE {quote_identifier(self.database)}.{quote_identifier(stage.name)}")
+            await self._run(f"TRUNCATE TABLE {_qualified(self.database, stage.name)}")
         except BaseException:
             stage.suspect = True
             raise
@@ -184,11 +186,10 @@ async def recover_staged(database: str, *, run: Run, select: Select) -> int:
         table = name.rsplit("__staged_", 1)[0]
         if table not in STAGED_KEYS:
             continue
-        quoted = f"{quote_identifier(database)}.{quote_identifier(name)}"
         columns = await _columns(select, database, name)
         if columns:
             await run(_move_sql(database, table, name, columns, skip_present=True))
-        await run(f"DROP TABLE {quoted}")
+        await run(f"DROP TABLE {_qualified(database, name)}")
         recovered += 1
     if recovered:
         log.warning("recovered %d staged table(s) left by an earlier process", recovered)
