@@ -7,6 +7,7 @@ tables never touches the stages the rest of the suite is writing through.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
@@ -16,6 +17,7 @@ import pytest
 from app.clickhouse.ddl import EVENTS_COLUMNS
 from app.clickhouse.migrations import migrate_clickhouse
 from app.query_engine.executor import staging
+from app.query_engine.executor.base import ClickHouseError
 from app.query_engine.executor.chdb import SMALL_INSERT_ROWS, ChdbExecutor
 from app.query_engine.executor.staging import stage_name
 from tests.query_engine.executor.test_chdb import _event_row, _team
@@ -75,6 +77,16 @@ async def _stage_exists(peek, database: str, index: int) -> bool:
     result = await peek.execute("SELECT count() FROM system.tables WHERE database = {d:String} AND name = {n:String}",
                                 {"d": database, "n": stage_name("events", index)})
     return result.rows[0][0] == 1
+
+
+def _committed(file: staging.StageFile) -> int:
+    with open(file.committed_path, "rb") as fh:
+        return int.from_bytes(fh.read(8), "little")
+
+
+def _size(path: str) -> int:
+    with open(path, "rb") as fh:
+        return fh.seek(0, 2)
 
 
 class TestAppend:
@@ -165,19 +177,87 @@ class TestAppend:
         assert await _stored(own, team) == (100, 100)
 
 
-class TestRecover:
-    async def _leave_stage(self, executor: ChdbExecutor, index: int, rows: list[tuple]) -> None:
-        """What a process killed with rows staged leaves behind."""
-        db, cols = f"`{executor.database}`", ", ".join(f"`{c}`" for c in COLUMNS)
-        await executor.command(f"CREATE TABLE {db}.`{stage_name('events', index)}` ENGINE = StripeLog"
-                               f" AS SELECT {cols} FROM {db}.events WHERE 0")
-        await executor.insert(stage_name("events", index), COLUMNS, rows)
+class TestStageFile:
+    """A `File` stage has no rollback of its own: the committed size is what survives."""
 
-    async def test_recover_moves_staged_rows_once_and_drops_the_stages(self, own, peek):
+    async def test_the_committed_size_follows_every_append_and_move(self, own, monkeypatch):
+        monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
+        team = _team()
+        await asyncio.gather(*(own.append("events", COLUMNS, _rows(team, 30, start=n * 30)) for n in range(12)))
+        file = own._staged["events"]._stages[0].file
+        assert file.committed > 0
+        assert _committed(file) == file.committed == _size(file.data_path)
+        await own._staged["events"].flush()
+        assert _committed(file) == file.committed == _size(file.data_path) == 0
+        assert await _stored(own, team) == (360, 360)
+
+    async def test_an_append_that_fails_after_writing_leaves_nothing_staged(self, own, monkeypatch):
+        monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
+        team = _team()
+        await own.append("events", COLUMNS, _rows(team, 10))
+        file = own._staged["events"]._stages[0].file
+        before = file.committed
+
+        def broken_commit(self) -> None:  # the rows are written, recording their end fails
+            assert _size(self.data_path) > self.committed
+            raise OSError("disk full")
+
+        monkeypatch.setattr(staging.StageFile, "commit", broken_commit)
+        with pytest.raises(OSError, match="disk full"):
+            await own.append("events", COLUMNS, _rows(team, 10, start=10))
+        assert _size(file.data_path) == _committed(file) == before  # cut back
+        monkeypatch.undo()
+        monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
+        await own.append("events", COLUMNS, _rows(team, 5, start=100))
+        assert await _stored(own, team) == (15, 15)
+
+    async def test_an_append_the_engine_rejects_leaves_nothing_staged(self, own, monkeypatch):
+        monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
+        team = _team()
+        await own.append("events", COLUMNS, _rows(team, 10))
+        file = own._staged["events"]._stages[0].file
+        bad = [tuple("not a uuid" if c == "uuid" else v for c, v in zip(COLUMNS, r)) for r in _rows(team, 10, start=10)]
+        with pytest.raises(ClickHouseError):
+            await own.append("events", COLUMNS, bad)
+        assert _size(file.data_path) == _committed(file) == file.committed
+        assert await _stored(own, team) == (10, 10)
+
+    async def test_a_torn_tail_is_cut_back_when_the_stage_is_recovered(self, own, monkeypatch):
+        monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
+        team = _team()
+        await own.append("events", COLUMNS, _rows(team, 60))
+        staged = own._staged.pop("events")  # the process dies here: nothing moves, nothing closes
+        staged._timer.cancel()
+        file = staged._stages[0].file
+        file.close()
+        with open(file.data_path, "ab") as fh:  # an append killed halfway through its block
+            fh.write(b"\x17\xe8\x07\x04uuid\x04UUID\x00\x01")
+        assert await staging.recover_staged(own.database, run=own._run_insert_lane, select=own._select_query_lane) == 2
+        assert await _stored(own, team) == (60, 60)
+        assert not os.path.exists(file.committed_path)
+
+
+class TestRecover:
+    async def _leave_stage(self, executor: ChdbExecutor, index: int, rows: list[tuple], *,
+                           engine: str = staging.STAGE_ENGINE) -> None:
+        """What a process killed with rows staged leaves behind (a StripeLog stage: an older version)."""
+        db, cols = f"`{executor.database}`", ", ".join(f"`{c}`" for c in COLUMNS)
+        name = stage_name("events", index)
+        await executor.command(f"CREATE TABLE {db}.`{name}` ENGINE = {engine} AS SELECT {cols} FROM {db}.events WHERE 0")
+        await executor.insert(name, COLUMNS, rows)
+        if engine == staging.STAGE_ENGINE:  # acknowledged appends: their end is committed
+            result = await executor.execute("SELECT data_paths[1] FROM system.tables WHERE database = {d:String}"
+                                            " AND name = {n:String}", {"d": executor.database, "n": name})
+            path = result.rows[0][0]
+            with open(path + staging.COMMITTED_SUFFIX, "wb") as fh:
+                fh.write(_size(path).to_bytes(8, "little"))
+
+    @pytest.mark.parametrize("engine", [staging.STAGE_ENGINE, "StripeLog"])
+    async def test_recover_moves_staged_rows_once_and_drops_the_stages(self, own, peek, engine):
         team = _team()
         rows = _rows(team, 90)
-        await self._leave_stage(own, 0, rows[:60])
-        await self._leave_stage(own, 1, rows[60:])
+        await self._leave_stage(own, 0, rows[:60], engine=engine)
+        await self._leave_stage(own, 1, rows[60:], engine=engine)
         # Killed between the copy of stage 0 and its emptying: 25 of its rows are in events already.
         await own.insert("events", COLUMNS, rows[:25])
         await own.recover()
@@ -189,15 +269,19 @@ class TestRecover:
         result = await own.execute("SELECT count() FROM events WHERE team_id = {t:Int64}", {"t": team})
         assert result.rows == [(95,)]
 
-    async def test_a_stage_with_other_columns_is_refused_until_recovered(self, own):
-        # Appends name no columns, so rows must never land in a stage whose columns differ (here:
-        # one left by a version whose rows had two columns the other way round).
+    @pytest.mark.parametrize(("engine", "swap", "refusal"), [
+        (staging.STAGE_ENGINE, True, "has the columns"),  # a version whose rows had two columns the other way round
+        ("StripeLog", False, "is a StripeLog table"),  # a version that staged in StripeLog tables
+    ])
+    async def test_a_stage_left_by_another_version_is_refused_until_recovered(self, own, engine, swap, refusal):
+        # Appends name no columns and commit the stage file's size, so rows must never land in a
+        # stage with other columns or of another engine.
         team = _team()
-        swapped = [COLUMNS[1], COLUMNS[0], *COLUMNS[2:]]
-        db, cols = f"`{own.database}`", ", ".join(f"`{c}`" for c in swapped)
-        await own.command(f"CREATE TABLE {db}.`{stage_name('events', 0)}` ENGINE = StripeLog"
+        columns = [COLUMNS[1], COLUMNS[0], *COLUMNS[2:]] if swap else COLUMNS
+        db, cols = f"`{own.database}`", ", ".join(f"`{c}`" for c in columns)
+        await own.command(f"CREATE TABLE {db}.`{stage_name('events', 0)}` ENGINE = {engine}"
                           f" AS SELECT {cols} FROM {db}.events WHERE 0")
-        with pytest.raises(RuntimeError, match="has the columns"):
+        with pytest.raises(RuntimeError, match=refusal):
             await own.append("events", COLUMNS, _rows(team, 3))
         await own.recover()
         await own.append("events", COLUMNS, _rows(team, 3))
