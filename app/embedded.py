@@ -254,6 +254,9 @@ class EmbeddedRedis:
             "dbfilename dump.rdb",
             "save 60 1000",
             "appendonly no",
+            # A day's dedup claim set (app/ingestion/dedup.py) can hold millions of members: free
+            # it in the background when it expires instead of blocking every client meanwhile.
+            "lazyfree-lazy-expire yes",
             "daemonize no",
             "loglevel warning",
             f"logfile {self.dir / 'redis.log'}",

@@ -2,9 +2,9 @@
 
 Three tiers, cheapest first:
 1. an in-process set of recently written uuids (exact for this process);
-2. Redis claims shared by every API process: one Lua call per batch sets a claim (TTL CLAIM_TTL)
-   on each unseen key and reports the keys already claimed. A failed batch deletes its claims,
-   so a retry of a failed write is never mistaken for a duplicate; a committed batch leaves them;
+2. Redis claims shared by every API process: one Lua call per batch claims each unseen key and
+   reports the keys already claimed. A failed batch gives its claims back, so a retry of a failed
+   write is never mistaken for a duplicate; a committed batch leaves them;
 3. the ClickHouse events table, asked only about keys that were already claimed (a resend after a
    commit, a claim left by a crashed process, or a copy another request is writing right now), or
    about everything when Redis is unavailable. (Asking ClickHouse for every batch costs a read of
@@ -12,7 +12,16 @@ Three tiers, cheapest first:
    claims are not marked as such: resends are rare and the in-process set answers most of them,
    while a second Redis pass to mark them cost every event ~3 µs of CPU.
 
-A copy resent more than CLAIM_TTL after the original is not caught by tier 2; the events table is a
+Claims are members of one Redis set per day (`tally:dedup:day:<n>`, days since the epoch by
+`app.clock`): a key counts as claimed while it is in any of the last CLAIM_DAYS sets, and each set
+expires when it leaves that window, so a claim lasts between CLAIM_DAYS − 1 and CLAIM_DAYS days.
+Set members cost Redis ~1.5 µs of CPU per key (`SMISMEMBER`/`SADD` on the whole batch) against ~6 µs
+for a key of its own with a TTL (`SET NX EX`, measured with 2 M claims held), and a third less
+memory; the call sits on every batch's critical path. A day's set is freed at once when it
+expires: the embedded Redis frees it in the background (`lazyfree-lazy-expire`), an external one
+should be configured likewise.
+
+A copy resent after its claim is gone is not caught by tier 2; the events table is a
 ReplacingMergeTree keyed on the uuid's hash, so same-timestamp copies still collapse on merge.
 """
 
@@ -20,32 +29,56 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
+from datetime import datetime
 from typing import Iterable
 
 import orjson
 
+from app import clock
 from app.query_engine.executor.base import ClickHouseExecutor
 
 log = logging.getLogger("app.ingestion")
 
-CLAIM_TTL = 48 * 3600
+DAY_SECONDS = 86_400
+CLAIM_DAYS = 3
 _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+_DAY_PREFIX = "tally:dedup:day:"
 
-# The keys travel as one argument (24 bytes each: team id, uuid), which costs the client far less
-# than one argument per key (redis-py encodes each separately), and the answer is one string with
-# a '0' (claimed now) or '1' (already claimed) per key. The keys are built inside the script, so
-# this needs a standalone Redis, not Redis Cluster.
+# KEYS: the window's day sets, newest first (new claims go to KEYS[1]); ARGV[1]: seconds until
+# KEYS[1] leaves the window; ARGV[2]: the keys as one string, 24 bytes each (team id, uuid): one
+# argument costs the client far less than one per key (redis-py encodes each separately). The
+# answer has a '0' (claimed now) or '1' (already claimed, also by an earlier copy in this call)
+# per key. Sets are read and written CHUNK members per command (Lua's unpack has a stack limit).
 _CLAIM = """
-local prefix, blob, out = ARGV[2], ARGV[3], {}
-for i = 1, #blob, 24 do
-  local key = prefix .. string.sub(blob, i, i + 23)
-  if redis.call('SET', key, '1', 'NX', 'EX', ARGV[1]) then out[#out + 1] = '0' else out[#out + 1] = '1' end
+local blob, chunk = ARGV[2], 1000
+local n = #blob / 24
+local members, state = {}, {}
+for i = 1, n do
+  local m = string.sub(blob, i * 24 - 23, i * 24)
+  members[i] = m
+  if state[m] then state[i] = '1' else state[m] = true end
 end
+for k = 1, #KEYS do
+  for s = 1, n, chunk do
+    local e = math.min(s + chunk - 1, n)
+    local found = redis.call('SMISMEMBER', KEYS[k], unpack(members, s, e))
+    for i = s, e do
+      if found[i - s + 1] == 1 then state[i] = '1' end
+    end
+  end
+end
+local out, fresh = {}, {}
+for i = 1, n do
+  if state[i] == '1' then out[i] = '1' else out[i] = '0'; fresh[#fresh + 1] = members[i] end
+end
+for s = 1, #fresh, chunk do
+  redis.call('SADD', KEYS[1], unpack(fresh, s, math.min(s + chunk - 1, #fresh)))
+end
+if #fresh > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return table.concat(out)
 """
+_RELEASE_CHUNK = 1000
 
-# A copy may land on another day after skew correction: look one day either side. The keys
-# travel as one JSON string (cheap to encode); the IN-set matches the sort key's columns.
 _LOOKUP_SQL = """
 SELECT DISTINCT toString(uuid) FROM events
 WHERE team_id = {team:Int64}
@@ -58,15 +91,17 @@ WHERE team_id = {team:Int64}
 Key = tuple[int, uuidlib.UUID]
 
 
-_PREFIX = b"tally:dedup:"
-
-
-def _key_part(team_id: int, event_uuid: uuidlib.UUID) -> bytes:
+def member(team_id: int, event_uuid: uuidlib.UUID) -> bytes:
+    """A key as a member of the day sets."""
     return team_id.to_bytes(8, "big", signed=True) + event_uuid.bytes
 
 
-def redis_key(team_id: int, event_uuid: uuidlib.UUID) -> bytes:
-    return _PREFIX + _key_part(team_id, event_uuid)
+def day_sets(now: datetime) -> tuple[list[str], int]:
+    """The claim window's day sets at `now`, newest first, and the seconds until the newest one
+    leaves the window (its TTL: relative, so a frozen clock never expires a set being written)."""
+    stamp = int(now.timestamp())
+    day = stamp // DAY_SECONDS
+    return [f"{_DAY_PREFIX}{day - back}" for back in range(CLAIM_DAYS)], (day + CLAIM_DAYS) * DAY_SECONDS - stamp
 
 
 class Deduplicator:
@@ -82,8 +117,9 @@ class Deduplicator:
         if self._claim is None:
             return await self._lookup(candidates), []
         try:
-            blob = b"".join([_key_part(*c[0]) for c in candidates])
-            states = await self._claim(keys=[], args=[CLAIM_TTL, _PREFIX, blob])
+            sets, ttl = day_sets(clock.now())
+            blob = b"".join([member(*c[0]) for c in candidates])
+            states = await self._claim(keys=sets, args=[ttl, blob])
         except Exception as exc:  # Redis down: ClickHouse answers alone (slower, still correct)
             log.warning("dedup claims unavailable, asking ClickHouse: %s", exc)
             return await self._lookup(candidates), []
@@ -100,11 +136,17 @@ class Deduplicator:
         return duplicates, claimed
 
     async def release(self, keys: list[Key]) -> None:
-        """A batch that was not written gives its claims back (claims left behind expire anyway)."""
+        """A batch that was not written gives its claims back (from every set of the window: the day
+        may have turned since they were made); claims left behind expire with their set."""
         if self.redis is None or not keys:
             return
+        members = [member(*k) for k in keys]
         try:
-            await self.redis.delete(*[redis_key(*k) for k in keys])  # type: ignore[attr-defined]
+            async with self.redis.pipeline(transaction=False) as pipe:  # type: ignore[attr-defined]
+                for name in day_sets(clock.now())[0]:
+                    for start in range(0, len(members), _RELEASE_CHUNK):
+                        pipe.srem(name, *members[start:start + _RELEASE_CHUNK])
+                await pipe.execute()
         except Exception as exc:
             log.warning("could not release dedup claims: %s", exc)
 

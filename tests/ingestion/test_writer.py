@@ -74,11 +74,11 @@ async def test_resend_to_another_process_is_found_in_clickhouse(app, env, backen
 
 
 async def test_claim_left_by_a_crashed_process_does_not_drop_the_event(app, env, backends):
-    from app.ingestion.dedup import CLAIM_TTL, redis_key
+    from app import clock
+    from app.ingestion.dedup import day_sets, member
 
     events = make_events(3, "orphan")
     # Claimed by a process that died before writing: the claim exists, the rows do not.
-    for ev in events:
-        await backends.redis.set(redis_key(env.id, ev.uuid), b"1", ex=CLAIM_TTL)
+    await backends.redis.sadd(day_sets(clock.now())[0][0], *[member(env.id, ev.uuid) for ev in events])
     assert await app.state.ingestion.writer.submit(env.id, events) == [True] * 3
     assert await count(backends.clickhouse, env.id) == 3
