@@ -8,7 +8,9 @@ arrival order); up to MAX_INFLIGHT prepared batches are being written at once. T
 transactions run strictly in order (person rows are written as full state, so order is what
 matters); their ClickHouse inserts may overlap. A failed batch fails only its own requests (the
 clients retry), releases its dedup claims and drops the in-process person view, which is then
-reloaded from PostgreSQL.
+reloaded from PostgreSQL. A batch's Redis dedup claims run while it is processed; in the rare
+batch where they find a duplicate, the view is rebuilt from PostgreSQL (once the batches before it
+are there) and the batch processed again without it.
 
 Several processes may ingest for the same environment: PostgreSQL applies person/group changes only
 where the stored version is still the one the batch started from (see `store.persist_changes`). A
@@ -25,6 +27,7 @@ import random
 import uuid as uuidlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -241,9 +244,47 @@ class IngestionWriter:
             self.persons.forget()
         pg_failures = self._pg_failures
         now = clock.now()
+        # Two Redis round trips: other processes' person changes, which the view must reflect
+        # before any event is processed, and the dedup claims, which are awaited only after the
+        # batch was processed on the assumption that Redis knows of no duplicate in it. (The claim
+        # call was most of a batch's preparation time; duplicates it finds are rare.)
+        refresh = asyncio.ensure_future(self.sync.refresh())
+        known, candidates = self._known_duplicates(batch)
+        claims = asyncio.ensure_future(self._claim(candidates))
+        try:
+            await refresh
+            built = await self._build(batch, known, now)
+        except BaseException:
+            self._background(self._release_when_claimed(claims))
+            raise
+        duplicates, claimed = await claims
+        if duplicates:
+            # Resends another process (or an earlier run) wrote: this pass applied their person
+            # changes to the view. Rebuild it from PostgreSQL once the batches before this one are
+            # there, and process the batch again without them.
+            metrics.incr("capture_batches_reprocessed_total")
+            try:
+                if self._pg_turn is not None:
+                    await asyncio.shield(self._pg_turn)
+                self.persons.forget()
+                pg_failures = self._pg_failures  # the view now reflects PostgreSQL alone
+                built = await self._build(batch, known | duplicates, now)
+            except BaseException:
+                self._background(self._release(claimed))
+                raise
+        changes, pending, rows, results, fresh = built
+        recent = self._recent
+        for key in fresh:
+            recent[_recent_key(key)] = None
+        while len(recent) > RECENT_UUIDS:
+            recent.popitem(last=False)
+        return Prepared(batch, results, changes, pending, rows, fresh, claimed, pg_failures)
+
+    async def _build(self, batch: list[Submission], duplicates: set[Key],
+                     now: datetime) -> tuple[Changes, PendingDefinitions, list[tuple[Any, ...]], list[list[bool]], list[Key]]:
+        """Person processing, definitions and event rows for every event not in `duplicates`."""
+        duplicates = set(duplicates)  # grows with copies inside the batch
         now_s = now.timestamp()
-        # Two Redis round trips, overlapped: other processes' person changes, and the dedup claims.
-        _, (duplicates, claimed) = await asyncio.gather(self.sync.refresh(), self._duplicates(batch))
         changes, pending = Changes(), PendingDefinitions()
         rows: list[tuple[Any, ...]] = []
         results: list[list[bool]] = []
@@ -272,28 +313,39 @@ class IngestionWriter:
                 rows.append(event_row(team_id, ev, person, now, sub.historical))
                 flags.append(True)
             results.append(flags)
-        recent = self._recent
-        for key in fresh:
-            recent[_recent_key(key)] = None
-        while len(recent) > RECENT_UUIDS:
-            recent.popitem(last=False)
-        return Prepared(batch, results, changes, pending, rows, fresh, claimed, pg_failures)
+        return changes, pending, rows, results, fresh
 
-    async def _duplicates(self, batch: list[Submission]) -> tuple[set[Key], list[Key]]:
+    def _known_duplicates(self, batch: list[Submission]) -> tuple[set[Key], list[tuple[Key, str, str, Any]]]:
+        """Keys this process wrote recently, and the dedup candidates for the rest."""
         found: set[Key] = set()
         candidates = []
+        recent, with_claims = self._recent, self.dedup is not None
         for sub in batch:
             for ev in sub.events:
                 key = (sub.team_id, ev.uuid)
-                if _recent_key(key) in self._recent:
+                if _recent_key(key) in recent:
                     found.add(key)
-                elif self.dedup is not None:
+                elif with_claims:
                     candidates.append((key, ev.event, ev.distinct_id, ev.timestamp))
+        return found, candidates
+
+    async def _claim(self, candidates: list[tuple[Key, str, str, Any]]) -> tuple[set[Key], list[Key]]:
         if not candidates:
-            return found, []
+            return set(), []
         assert self.dedup is not None
-        duplicates, claimed = await self.dedup.claim(candidates)
-        return found | duplicates, claimed
+        return await self.dedup.claim(candidates)
+
+    async def _release(self, claimed: list[Key]) -> None:
+        if self.dedup is not None:
+            await self.dedup.release(claimed)
+
+    async def _release_when_claimed(self, claims: asyncio.Future[tuple[set[Key], list[Key]]]) -> None:
+        """A batch whose preparation failed gives back the claims its (still running) call makes."""
+        try:
+            _, claimed = await claims
+        except Exception:  # nothing was claimed
+            return
+        await self._release(claimed)
 
     def _requeue(self, batch: list[Submission], exc: PersonConflict) -> None:
         """Prepare these submissions again (in their original order) from fresh PostgreSQL state."""
@@ -357,8 +409,7 @@ class IngestionWriter:
             # Nothing was written (the transaction rolled back before any ClickHouse insert).
             for key in prepared.fresh:
                 self._recent.pop(_recent_key(key), None)
-            if self.dedup is not None:
-                await self.dedup.release(prepared.claimed)
+            await self._release(prepared.claimed)
             metrics.incr("capture_batches_conflicted_total")
             log.info("ingestion batch lost a person update race, preparing it again: %s", exc)
             if requeue:
@@ -374,8 +425,7 @@ class IngestionWriter:
         except Exception as exc:
             for key in prepared.fresh:
                 self._recent.pop(_recent_key(key), None)
-            if self.dedup is not None:
-                await self.dedup.release(prepared.claimed)
+            await self._release(prepared.claimed)
             metrics.incr("capture_batches_failed_total")
             log.error("ingestion batch failed: %s", exc)
             self._fail(prepared.submissions, exc)

@@ -82,3 +82,38 @@ async def test_claim_left_by_a_crashed_process_does_not_drop_the_event(app, env,
     await backends.redis.sadd(day_sets(clock.now())[0][0], *[member(env.id, ev.uuid) for ev in events])
     assert await app.state.ingestion.writer.submit(env.id, events) == [True] * 3
     assert await count(backends.clickhouse, env.id) == 3
+
+
+async def test_a_resend_found_by_the_claims_leaves_the_person_as_it_was(app, env, backends):
+    """The claims are awaited after the batch was processed: when they find a duplicate, its person
+    changes must not stay applied (§8: side effects of a duplicate are not applied twice)."""
+    from sqlalchemy import select
+
+    from app.models import Person
+
+    def ev(name: str, plan: str | None = None):
+        raw = {"event": name, "distinct_id": "resent-user", "uuid": str(uuid.uuid4())}
+        if plan is not None:
+            raw["$set"] = {"plan": plan}
+        return normalize(raw, now=datetime.now(timezone.utc), sent_at=None, client_ip=None)
+
+    first, later = ev("signed up", "free"), ev("upgraded", "pro")
+    writer = app.state.ingestion.writer
+    assert await writer.submit(env.id, [first]) == [True]
+    assert await writer.submit(env.id, [later]) == [True]
+    # The first event is resent to another process (its in-process set has never seen it), with a new one.
+    other = IngestionWriter(backends.clickhouse, backends.sessionmaker, redis=backends.redis)
+    other.start()
+    before = metrics.get("capture_batches_reprocessed_total")
+    try:
+        assert await other.submit(env.id, [ev("visited"), first]) == [True, False]
+    finally:
+        await other.stop()
+    assert metrics.get("capture_batches_reprocessed_total") == before + 1
+    async with backends.sessionmaker() as session:
+        plans = (await session.execute(select(Person.properties).where(Person.environment_id == env.id))).scalars().all()
+    assert [p.get("plan") for p in plans] == ["pro"]
+    rows = await backends.clickhouse.execute(
+        "SELECT event, JSONExtractString(person_properties, 'plan') FROM events WHERE team_id = {t:Int64}"
+        " ORDER BY event", {"t": env.id})
+    assert rows.rows == [("signed up", "free"), ("upgraded", "pro"), ("visited", "pro")]
