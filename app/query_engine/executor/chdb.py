@@ -307,14 +307,14 @@ class ChdbExecutor:
         if staged is None:
             staged = self._staged[table] = StagedTable(self.database, table, columns, run=self._run_insert_lane,
                                                        insert=self._append_to_stage,
-                                                       select=self._select_query_lane)
+                                                       select=self._select_insert_lane)
         elif staged.columns != tuple(columns):
             raise ValueError(f"appends to {table!r} must name the columns {staged.columns}")
         await staged.append(rows)
 
     async def recover(self) -> None:
         """Move rows a previous process left staged (only the owner of the data path, at startup)."""
-        await recover_staged(self.database, run=self._run_insert_lane, select=self._select_query_lane)
+        await recover_staged(self.database, run=self._run_insert_lane, select=self._select_insert_lane)
 
     async def _settle_appends(self) -> None:
         for staged in self._staged.values():
@@ -328,8 +328,10 @@ class ChdbExecutor:
     async def _run_insert_lane(self, sql: str) -> None:
         await self._call("insert", self._command_sync, sql, {})
 
-    async def _select_query_lane(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        return (await self._call("query", self._select_sync, sql, encode_params(params))).rows
+    async def _select_insert_lane(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        # Stage bookkeeping (system tables) runs on the insert lane: on the query lane the first
+        # append waited behind long reports for a connection (~2 s under the load benchmark).
+        return (await self._call("insert", self._select_sync, sql, encode_params(params))).rows
 
     async def cancel(self, query_id: str) -> bool:
         local = query_id in self._inflight

@@ -232,7 +232,7 @@ class TestStageFile:
         file.close()
         with open(file.data_path, "ab") as fh:  # an append killed halfway through its block
             fh.write(b"\x17\xe8\x07\x04uuid\x04UUID\x00\x01")
-        assert await staging.recover_staged(own.database, run=own._run_insert_lane, select=own._select_query_lane) == 2
+        assert await staging.recover_staged(own.database, run=own._run_insert_lane, select=own._select_insert_lane) == 2
         assert await _stored(own, team) == (60, 60)
         assert not os.path.exists(file.committed_path)
 
@@ -289,4 +289,4 @@ class TestRecover:
 
     async def test_recover_with_nothing_staged_is_a_no_op(self, own):
         assert await staging.recover_staged(own.database, run=own._run_insert_lane,
-                                            select=own._select_query_lane) == 0
+                                            select=own._select_insert_lane) == 0
