@@ -177,6 +177,14 @@ class TestAppend:
         assert await _stored(own, team) == (100, 100)
 
 
+async def _staged(own, monkeypatch, count: int) -> tuple[int, staging.StageFile]:
+    """A team with `count` rows in the active stage (which is not moved for a minute), and its file."""
+    monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
+    team = _team()
+    await own.append("events", COLUMNS, _rows(team, count))
+    return team, own._staged["events"]._stages[0].file
+
+
 class TestStageFile:
     """A `File` stage has no rollback of its own: the committed size is what survives."""
 
@@ -192,10 +200,7 @@ class TestStageFile:
         assert await _stored(own, team) == (360, 360)
 
     async def test_an_append_that_fails_after_writing_leaves_nothing_staged(self, own, monkeypatch):
-        monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
-        team = _team()
-        await own.append("events", COLUMNS, _rows(team, 10))
-        file = own._staged["events"]._stages[0].file
+        team, file = await _staged(own, monkeypatch, 10)
         before = file.committed
 
         def broken_commit(self) -> None:  # the rows are written, recording their end fails
@@ -212,10 +217,7 @@ class TestStageFile:
         assert await _stored(own, team) == (15, 15)
 
     async def test_an_append_the_engine_rejects_leaves_nothing_staged(self, own, monkeypatch):
-        monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
-        team = _team()
-        await own.append("events", COLUMNS, _rows(team, 10))
-        file = own._staged["events"]._stages[0].file
+        team, file = await _staged(own, monkeypatch, 10)
         bad = [tuple("not a uuid" if c == "uuid" else v for c, v in zip(COLUMNS, r)) for r in _rows(team, 10, start=10)]
         with pytest.raises(ClickHouseError):
             await own.append("events", COLUMNS, bad)
@@ -223,12 +225,9 @@ class TestStageFile:
         assert await _stored(own, team) == (10, 10)
 
     async def test_a_torn_tail_is_cut_back_when_the_stage_is_recovered(self, own, monkeypatch):
-        monkeypatch.setattr(staging, "STAGE_SECONDS", 60.0)
-        team = _team()
-        await own.append("events", COLUMNS, _rows(team, 60))
+        team, file = await _staged(own, monkeypatch, 60)
         staged = own._staged.pop("events")  # the process dies here: nothing moves, nothing closes
         staged._timer.cancel()
-        file = staged._stages[0].file
         file.close()
         with open(file.data_path, "ab") as fh:  # an append killed halfway through its block
             fh.write(b"\x17\xe8\x07\x04uuid\x04UUID\x00\x01")
