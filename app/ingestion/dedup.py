@@ -12,7 +12,7 @@ Three tiers, cheapest first:
    claims are not marked as such: resends are rare and the in-process set answers most of them,
    while a second Redis pass to mark them cost every event ~3 µs of CPU.
 
-Claims are members of one Redis set per day (`tally:dedup:day:<n>`, days since the epoch by
+Claims are members of one Redis set per day (`{tally:dedup}:day:<n>`, days since the epoch by
 `app.clock`): a key counts as claimed while it is in any of the last CLAIM_DAYS sets, and each set
 expires when it leaves that window, so a claim lasts between CLAIM_DAYS − 1 and CLAIM_DAYS days.
 Set members cost Redis ~1.5 µs of CPU per key (`SMISMEMBER`/`SADD` on the whole batch) against ~6 µs
@@ -42,7 +42,8 @@ log = logging.getLogger("app.ingestion")
 DAY_SECONDS = 86_400
 CLAIM_DAYS = 3
 _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
-_DAY_PREFIX = "tally:dedup:day:"
+# The hash tag keeps every day set in one Redis Cluster slot (the script names several).
+_DAY_PREFIX = "{tally:dedup}:day:"
 
 # KEYS: the window's day sets, newest first (new claims go to KEYS[1]); ARGV[1]: seconds until
 # KEYS[1] leaves the window; ARGV[2]: the keys as one string, 24 bytes each (team id, uuid): one
@@ -79,6 +80,8 @@ return table.concat(out)
 """
 _RELEASE_CHUNK = 1000
 
+# A copy may land on another day after skew correction: look one day either side. The keys
+# travel as one JSON string (cheap to encode); the IN-set matches the sort key's columns.
 _LOOKUP_SQL = """
 SELECT DISTINCT toString(uuid) FROM events
 WHERE team_id = {team:Int64}

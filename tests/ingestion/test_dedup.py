@@ -65,7 +65,7 @@ async def test_claims_last_while_their_day_is_in_the_window(env, backends, froze
 async def test_the_window_is_between_its_days(frozen):
     sets, ttl = day_sets(datetime(2026, 11, 26, 23, 59, 59, tzinfo=timezone.utc))
     day = int(datetime(2026, 11, 26, tzinfo=timezone.utc).timestamp()) // DAY_SECONDS
-    assert sets == [f"tally:dedup:day:{day - back}" for back in range(CLAIM_DAYS)]
+    assert sets == [f"{{tally:dedup}}:day:{day - back}" for back in range(CLAIM_DAYS)]
     assert ttl == (CLAIM_DAYS - 1) * DAY_SECONDS + 1
 
 
