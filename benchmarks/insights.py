@@ -59,7 +59,7 @@ async def timed(client: httpx.AsyncClient, url: str, headers: dict, n: int) -> t
 async def _run() -> list[str]:
     from app import clock
     from app.backends import Backends
-    from app.main import create_app, settle_garbage_collector
+    from app.main import create_app, tune_interpreter
     from app.services.bootstrap import bootstrap
     from app.services.query_runner import executions_key
     from app.settings import Settings
@@ -81,7 +81,7 @@ async def _run() -> list[str]:
             # As a served app's lifespan does after startup (app/main.py; it leaves this to whoever
             # passes its own backends): what startup built is left out of later collections, whose
             # full passes would otherwise pause the event loop for 100+ ms in the middle of a round.
-            settle_garbage_collector()
+            tune_interpreter()
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=300) as client:
                 base = f"/api/environments/{env}/insights/"
