@@ -96,11 +96,11 @@ def _validation_errors_are_400(operation: dict) -> None:
 # event loop. Cyclic garbage still goes at the next pass, at most this many allocations later.
 GC_YOUNG_THRESHOLD = 50_000
 # How long the thread holding the GIL keeps it once another thread asks for it (CPython's default
-# is 5 ms). Each chDB insert releases and re-takes the GIL three times (send, append, finish); with
-# the event loop busy, each re-take waited up to the whole interval, and a capture append took
-# several times its engine time. At 0.3 ms, /batch/ throughput rose in each of 6 interleaved pairs
-# (56.9 k → 63.0 k events/s mean over the last 3, benchmarks/RESULTS.md). Threads that do not ask
-# for the GIL (chDB's own) are not affected.
+# is 5 ms). Each chDB insert releases and re-takes the GIL three times (send, append, finish), and a
+# query thread parsing a result holds it against the event loop; with the event loop busy, each
+# hand-over could wait the whole interval. At 0.3 ms the mixed load benchmark improved on every
+# figure at both levels, and /batch/ alone gained a little at most (benchmarks/RESULTS.md, session 6).
+# Threads that do not ask for the GIL (chDB's own) are not affected.
 GIL_SWITCH_INTERVAL_SECONDS = 0.0003
 
 
